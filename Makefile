@@ -1,0 +1,31 @@
+# Quick start: `make run` (set up + open the app), `make test` (set up + run the tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_CPU ?= torch==2.13.0
+
+.PHONY: setup run render test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	# A GPU user can install their own torch into .venv before; otherwise take the pinned CPU build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_CPU)
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/consistory-studio
+
+render: setup
+	$(VENV)/bin/consistory-studio render projects/sample-storybook --out out/book.pdf
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: setup
+	$(PY) tests/bench/bench_engine.py --model tiny --json
+
+clean:
+	rm -rf $(VENV) .pytest_cache out
