@@ -1,4 +1,4 @@
-"""The ``consistory-studio`` command: no arguments opens the app; sub-commands work headless.
+"""The headless sub-commands of ``consistory-studio`` (``ui.launch`` opens the app when none is given).
 
 Each sub-command lives in its own module (``app/cli_<name>.py``) exposing ``add_parser(subparsers)`` and
 ``run(args) -> int``; errors a user can cause print one sentence on stderr and exit non-zero.
@@ -36,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        from ui.launch import main as gui_main  # the GUI package decides how to open
-
-        return gui_main([])
+        parser.print_help()
+        return 2
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
