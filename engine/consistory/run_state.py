@@ -1,0 +1,187 @@
+"""The per-run state every ConsiStory processor reads: step, phase, subject masks, dropout, key indices, caches.
+
+The driver (``pipeline.py``) owns one ``RunState`` per set; processors hold a reference to it and never rely on
+``cross_attention_kwargs``. Shapes: N images, S subjects, a layer grid of P = h*w patches at a given factor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConsistoryConfig
+from .otsu import otsu_mask
+from .unet_layers import UNetLayout
+
+__all__ = ["RunState", "dropout_keep", "source_matrix"]
+
+
+def _seed_of(*parts: int) -> int:
+    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def dropout_keep(seed: int, image: int, step: int, grid: tuple[int, int], p: float) -> torch.Tensor:
+    """Bool (h*w,) of patches kept by attention dropout for one source image at one step and resolution.
+
+    Drawn from a CPU generator seeded by (seed, image, step, h, w) only, so an anchor's draws never depend on the
+    rest of the batch and a saved identity re-creates them exactly.
+    """
+    g = torch.Generator("cpu").manual_seed(_seed_of(seed, image, step, grid[0], grid[1]))
+    return torch.rand(grid[0] * grid[1], generator=g) >= p
+
+
+def source_matrix(n_images: int, anchors: int) -> torch.Tensor:
+    """G (N, N) bool: G[i, j] = image i may read subject patches of image j (j != i): anchors only."""
+    g = torch.zeros(n_images, n_images, dtype=torch.bool)
+    g[:, :anchors] = True
+    g.fill_diagonal_(False)
+    return g
+
+
+@dataclass
+class RunState:
+    config: ConsistoryConfig
+    layout: UNetLayout
+    n_images: int
+    seeds: tuple[int, ...]
+    latent_hw: tuple[int, int]
+    n_steps: int
+    do_cfg: bool
+    token_weights: torch.Tensor           # (S, N, T) averaging weights over each subject's token positions
+    sources: torch.Tensor                 # (S, N, N) bool: per subject, who reads whom
+    device: torch.device
+    step: int = 0
+    phase: str = "main"                   # "main" | "vanilla"
+    run: int = 1
+    share_on: bool = True
+    inject_on: bool = False
+    window: deque = field(default_factory=deque)
+    acc_sum: torch.Tensor | None = None   # (N, S, Pc) this step's summed maps
+    acc_count: int = 0
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)      # factor -> (S, N, P) bool, undropped
+    key_index: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # factor -> per image flat (N*P) idx
+    q_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+    injection: object | None = None       # feature_injection.InjectionPlan during run 2
+    dift: torch.Tensor | None = None      # (N, C, hf, wf) smoothed features captured in run 1
+    record: dict[str, object] = field(default_factory=dict)  # optional probes for tests/debugging
+    external: object | None = None        # identity bank (anchors outside the batch), see identity_bank.py
+
+    # -- schedule -------------------------------------------------------------------------------------------
+    @property
+    def n_subjects(self) -> int:
+        return self.token_weights.shape[0]
+
+    def grid(self, factor: int) -> tuple[int, int]:
+        return self.layout.grid(factor, self.latent_hw)
+
+    def factor_of(self, n_tokens: int) -> int:
+        h, w = self.latent_hw
+        f = round(((h * w) / n_tokens) ** 0.5)
+        if (h // f) * (w // f) != n_tokens:
+            raise RuntimeError(f"cannot place {n_tokens} tokens on the latent grid {h}x{w}")
+        return f
+
+    def nu(self) -> float | None:
+        """Query-blending strength at this step, or None when blending is off here."""
+        c = self.config
+        if not (c.query_blend and self.share_on and c.share) or self.step < 1:
+            return None
+        if self.step > int(self.n_steps * c.query_blend_until):
+            return None
+        return c.nu_start - (c.nu_start - c.nu_floor) * self.step / max(self.n_steps - 1, 1)
+
+    def sharing(self) -> bool:
+        return self.phase == "main" and self.config.share and self.share_on and self.step >= 1 and bool(self.key_index)
+
+    def injecting(self) -> bool:
+        return self.phase == "main" and self.inject_on and self.injection is not None and self.step in inject_steps(
+            self.config, self.n_steps)
+
+    # -- attention store ------------------------------------------------------------------------------------
+    def add_maps(self, maps: torch.Tensor) -> None:
+        """Add one coarse cross-attention layer's subject maps (N, S, Pc), conditional half, head-averaged."""
+        maps = maps.float()
+        self.acc_sum = maps if self.acc_sum is None else self.acc_sum + maps
+        self.acc_count += 1
+
+    def end_step(self) -> None:
+        """After ``scheduler.step``: push this step's layer mean into the window and rebuild the masks."""
+        if self.acc_sum is None:
+            return
+        self.window.append(self.acc_sum / self.acc_count)
+        while len(self.window) > self.config.mask_window:
+            self.window.popleft()
+        self.acc_sum, self.acc_count = None, 0
+        self.masks = self.build_masks(torch.stack(list(self.window)).mean(0))
+
+    def build_masks(self, agg: torch.Tensor) -> dict[int, torch.Tensor]:
+        """(N, S, Pc) aggregated maps → {factor: (S, N, P) bool} by Otsu per image and subject at every decoder
+        resolution (bilinear upsampling of the coarse map first)."""
+        n, s, _ = agg.shape
+        hc, wc = self.grid(self.layout.coarse)
+        coarse = agg.reshape(n * s, 1, hc, wc)
+        out: dict[int, torch.Tensor] = {}
+        for factor in sorted(set(self.layout.decoder_factors) | {self.layout.fine}, reverse=True):
+            h, w = self.grid(factor)
+            maps = coarse if (h, w) == (hc, wc) else F.interpolate(coarse, size=(h, w), mode="bilinear",
+                                                                     align_corners=False)
+            mask = otsu_mask(maps.reshape(n * s, h * w)).reshape(n, s, h * w)
+            out[factor] = mask.transpose(0, 1).contiguous()
+        return out
+
+    def begin_step(self, step: int) -> None:
+        """Before the UNet passes of ``step``: draw dropout and build each image's shared-key indices."""
+        self.step = step
+        self.key_index = {}
+        if not (self.config.share and self.share_on) or step < 1 or not self.masks:
+            return
+        for factor in self.layout.decoder_factors:
+            self.key_index[factor] = self.shared_key_index(factor, step)
+
+    def allowed_sources(self, factor: int, step: int) -> torch.Tensor:
+        """(N, N, P) bool: patch p of image j is a shared key for image i at this step (after dropout)."""
+        n = self.n_images
+        h, w = self.grid(factor)
+        masks = self.masks[factor] if self.config.masks else torch.ones(
+            self.n_subjects, n, h * w, dtype=torch.bool, device=self.device)
+        if self.config.dropout > 0:
+            keep = torch.stack([dropout_keep(self.seeds[j], j, step, (h, w), self.config.dropout) for j in range(n)])
+            masks = masks & keep.to(self.device).unsqueeze(0)
+        # allowed[i, j, p] = OR_s sources[s, i, j] & masks[s, j, p]
+        return (self.sources.to(self.device).unsqueeze(-1) & masks.unsqueeze(1)).any(0)
+
+    def shared_key_index(self, factor: int, step: int) -> list[torch.Tensor]:
+        allowed = self.allowed_sources(factor, step)
+        n, _, p = allowed.shape
+        flat = allowed.reshape(n, n * p)
+        nz = flat.nonzero()
+        counts = torch.bincount(nz[:, 0], minlength=n).tolist()
+        return list(nz[:, 1].split(counts))
+
+    # -- snapshots (run 2 resumes from run 1) ----------------------------------------------------------------
+    def snapshot(self) -> dict:
+        return {"window": [t.clone() for t in self.window], "masks": dict(self.masks),
+                "q_cache": dict(self.q_cache), "step": self.step}
+
+    def restore(self, snap: dict) -> None:
+        self.window = deque(t.clone() for t in snap["window"])
+        self.masks = dict(snap["masks"])
+        self.q_cache = dict(snap["q_cache"])
+        self.acc_sum, self.acc_count = None, 0
+
+
+def inject_steps(config: ConsistoryConfig, n_steps: int) -> range:
+    if not config.inject:
+        return range(0)
+    return range(int(n_steps * config.inject_start), int(n_steps * config.inject_end) + 1)
+
+
+def blend_steps(config: ConsistoryConfig, n_steps: int) -> range:
+    if not (config.query_blend and config.share):
+        return range(0)
+    return range(1, int(n_steps * config.query_blend_until) + 1)

@@ -1,0 +1,120 @@
+"""The self-attention processor: subject-driven shared self-attention (SDSA), vanilla-query blending and
+feature injection, for one ``attn1`` layer.
+
+Shapes: ``hidden_states`` (B, P, C) are the layer's normed tokens, B = 2N with CFG (``[uncond; cond]``) or N.
+Image i attends to all of its own P tokens plus the *gathered* subject tokens of the images it may read
+(``RunState.key_index``): no dense mask, so PyTorch keeps its fast SDPA kernels. Both CFG halves share the same
+indices; each half reads the same half of the sources. When nothing is active the call is delegated to diffusers'
+``AttnProcessor2_0``, so such layers compute exactly what the stock model computes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from .run_state import RunState
+from .unet_layers import LayerInfo
+
+__all__ = ["SelfAttentionProcessor", "attend", "finish_output"]
+
+
+def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SDPA over (B, Lq, H*D) queries and (B, Lk, H*D) keys/values → (B, Lq, H*D)."""
+    b, lq, inner = q.shape
+    d = inner // attn.heads
+    q = q.view(b, lq, attn.heads, d).transpose(1, 2)
+    k = k.view(b, -1, attn.heads, d).transpose(1, 2)
+    v = v.view(b, -1, attn.heads, d).transpose(1, 2)
+    if attn.norm_q is not None:
+        q = attn.norm_q(q)
+    if attn.norm_k is not None:
+        k = attn.norm_k(k)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
+    return out.transpose(1, 2).reshape(b, lq, inner).to(q.dtype)
+
+
+def finish_output(attn, out: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    out = attn.to_out[1](attn.to_out[0](out))
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
+
+class SelfAttentionProcessor:
+    """ConsiStory's ``attn1`` processor. Reads the shared ``RunState``; holds no per-call state of its own."""
+
+    def __init__(self, state: RunState, layer: LayerInfo, *, sdsa: bool, inject: bool):
+        self.state = state
+        self.layer = layer
+        self.sdsa = sdsa        # decoder layer: shares keys and blends queries
+        self.inject = inject    # fine-resolution layer: receives injected features in run 2
+        self.plain = AttnProcessor2_0()
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs):
+        st = self.state
+        if encoder_hidden_states is not None or attention_mask is not None or hidden_states.ndim != 3 \
+                or attn.spatial_norm is not None or attn.group_norm is not None:
+            return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        if st.phase == "vanilla":
+            if self.sdsa:
+                st.q_cache[self.layer.name] = attn.to_q(hidden_states)
+            return self.plain(attn, hidden_states, None, None, temb)
+        sharing = self.sdsa and st.sharing()
+        nu = st.nu() if sharing else None
+        injecting = self.inject and st.injecting()
+        external = self.sdsa and st.external is not None and st.external.active(st)
+        if not (sharing or injecting or external):
+            return self.plain(attn, hidden_states, None, None, temb)
+
+        x = hidden_states
+        q = attn.to_q(x)
+        if nu is not None and self.layer.name in st.q_cache:
+            q = nu * st.q_cache[self.layer.name] + (1.0 - nu) * q
+        k = attn.to_k(x)
+        v = attn.to_v(x)
+        if sharing or external:
+            out = self._shared_attention(attn, x, q, k, v)
+        else:
+            out = attend(attn, q, k, v)
+        out = finish_output(attn, out, x)
+        if injecting:
+            out = st.injection.apply(out, self.layer.name, st)
+        if "outputs" in st.record:
+            st.record["outputs"][(self.layer.name, st.run, st.step)] = out.detach().clone()
+        if external and st.external.recording:
+            st.external.store_outputs(self.layer.name, st, out)
+        return out
+
+    def _shared_attention(self, attn, x, q, k, v) -> torch.Tensor:
+        st = self.state
+        n = st.n_images
+        halves = x.shape[0] // n
+        p = x.shape[1]
+        factor = st.factor_of(p)
+        inner = q.shape[-1]
+        qh = q.view(halves, n, p, inner)
+        kh = k.view(halves, n, p, inner)
+        vh = v.view(halves, n, p, inner)
+        kf = kh.reshape(halves, n * p, inner)
+        vf = vh.reshape(halves, n * p, inner)
+        index = st.key_index.get(factor) if st.sharing() else None
+        ext_k = ext_v = None
+        if st.external is not None and st.external.active(st):
+            ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, x)
+        out = torch.empty_like(qh)
+        for i in range(n):
+            ks, vs = [kh[:, i]], [vh[:, i]]
+            if index is not None and index[i].numel():
+                ks.append(kf[:, index[i]])
+                vs.append(vf[:, index[i]])
+            if ext_k is not None and ext_index[i] is not None and ext_index[i].numel():
+                ks.append(ext_k[:, ext_index[i]])
+                vs.append(ext_v[:, ext_index[i]])
+            if len(ks) == 1:
+                out[:, i] = attend(attn, qh[:, i], ks[0], vs[0])
+            else:
+                out[:, i] = attend(attn, qh[:, i], torch.cat(ks, 1), torch.cat(vs, 1))
+        return out.view(halves * n, p, inner)
