@@ -16,7 +16,7 @@ __all__ = ["ConsistoryConfig"]
 
 @dataclass(frozen=True)
 class ConsistoryConfig:
-    anchors: int = 2
+    anchors: int = 2                 # 0: every anchor comes from saved identities (see engine.identity)
     share: bool = True               # subject-driven shared self-attention (SDSA)
     dropout: float = 0.5             # attention dropout on other images' subject patches
     query_blend: bool = True         # vanilla-query blending on the first steps
@@ -34,8 +34,8 @@ class ConsistoryConfig:
     masks: bool = True               # subject masks from cross-attention; off = share all patches
 
     def validate(self, n_images: int) -> None:
-        if not isinstance(self.anchors, int) or self.anchors < 1:
-            raise InvalidRequestError(f"The number of anchors {self.anchors!r} must be at least 1.")
+        if not isinstance(self.anchors, int) or self.anchors < 0:
+            raise InvalidRequestError(f"The number of anchors {self.anchors!r} must be a whole number ≥ 0.")
         if self.anchors > n_images:
             raise InvalidRequestError(
                 f"The set has {n_images} images but asks for {self.anchors} anchors; use at most {n_images}.")

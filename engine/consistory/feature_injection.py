@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .otsu import otsu_threshold
 
-__all__ = ["smooth_features", "InjectionPlan", "plan_injection", "DiftCapture"]
+__all__ = ["smooth_features", "InjectionPlan", "batch_pool", "plan_injection", "DiftCapture"]
 
 
 def smooth_features(feats: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -34,67 +34,84 @@ def smooth_features(feats: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 
 @dataclass
 class InjectionPlan:
-    """Flat lists of injected patches: target (image, patch) ← source (pool image, patch); pool = batch images
-    followed by external (identity) sources."""
+    """Flat lists of injected patches: target (image, patch) ← source patch ``src_flat`` of the *pool*.
+
+    The pool is the batch's images in order (N·P patches) followed by external sources (a saved identity's
+    anchors, any grid size), flattened patch by patch; ``src_owner`` is the pool image of each source patch.
+    """
 
     tgt_img: torch.Tensor
     tgt_patch: torch.Tensor
-    src_img: torch.Tensor
-    src_patch: torch.Tensor
+    src_flat: torch.Tensor
+    src_owner: torch.Tensor
     alpha: float
     n_patches: int
     best_dist: torch.Tensor  # (N, P) best distance per target patch (+inf where no source)
     selected: torch.Tensor   # (N, P) bool, injected patches
 
     def apply(self, out: torch.Tensor, layer: str, state) -> torch.Tensor:
-        """Blend the conditional half of one fine layer's output ``out`` (B, P, C)."""
+        """Blend the conditional half of one fine layer's output ``out`` (B, P, C); sources are read from the
+        pre-injection outputs."""
         n = state.n_images
         if self.tgt_img.numel() == 0 or out.shape[1] != self.n_patches:
             return out
         h0 = n if state.do_cfg else 0
-        cond = out[h0:h0 + n]
-        pool = cond.reshape(n * self.n_patches, -1)
+        pool = out[h0:h0 + n].reshape(n * self.n_patches, -1)
         if state.external is not None:
             ext = state.external.injection_sources(layer, state)
             if ext is not None:
-                pool = torch.cat([pool, ext.reshape(-1, pool.shape[-1]).to(pool.dtype)], 0)
-        src = pool[self.src_img * self.n_patches + self.src_patch]
+                pool = torch.cat([pool, ext.to(pool.dtype)], 0)
+        src = pool[self.src_flat]
         rows = h0 + self.tgt_img
         new = out.clone()
         new[rows, self.tgt_patch] = self.alpha * src + (1.0 - self.alpha) * out[rows, self.tgt_patch]
         return new
 
 
-def plan_injection(features: torch.Tensor, source_masks: torch.Tensor, target_masks: torch.Tensor,
-                   sources: torch.Tensor, alpha: float) -> InjectionPlan:
+def batch_pool(features: torch.Tensor, masks: torch.Tensor):
+    """The batch as an injection pool: (C, N·P) features, (N·P,) owners, (S, N·P) subject masks."""
+    n, c, h, w = features.shape
+    feats = features.reshape(n, c, h * w).permute(1, 0, 2).reshape(c, n * h * w)
+    owner = torch.arange(n, device=features.device).repeat_interleave(h * w)
+    return feats, owner, masks.reshape(masks.shape[0], n * h * w)
+
+
+def plan_injection(target_feats: torch.Tensor, target_masks: torch.Tensor, pool_feats: torch.Tensor,
+                   pool_owner: torch.Tensor, pool_masks: torch.Tensor, sources: torch.Tensor,
+                   alpha: float) -> InjectionPlan:
     """Nearest-neighbour correspondences and the injected patch set.
 
-    features: (M, C, h, w) smoothed DIFT features of the pool (M ≥ N: batch images then external sources).
-    source_masks: (S, M, P) bool subject masks of the pool at the fine grid (run-1 final masks).
-    target_masks: (N, P) bool masks of the targets (union over subjects, undropped).
-    sources: (S, N, M) bool, who may read whom per subject (diagonal false).
+    target_feats: (N, C, h, w) smoothed DIFT features of the batch; target_masks: (S, N, P) their per-subject
+    masks (undropped). pool_feats (C, Q), pool_owner (Q,), pool_masks (S, Q): the candidate source patches (see
+    ``batch_pool``). sources: (S, N, M) bool, who may read which pool image per subject.
+    A target patch inside subject s's mask only matches source patches of subject s from images it may read for
+    s (so two characters never borrow from each other's anchors); background patches use the union, which only
+    matters for the Otsu threshold (computed over all patches, as in the method).
     """
-    m, c, h, w = features.shape
+    n, c, h, w = target_feats.shape
     p = h * w
-    n = target_masks.shape[0]
-    feats = F.normalize(features.float().reshape(m, c, p), dim=1)          # (M, C, P)
-    allowed = (sources.unsqueeze(-1) & source_masks.unsqueeze(1)).any(0)   # (N, M, P)
-    pool = feats.permute(1, 0, 2).reshape(c, m * p)                        # (C, M*P)
-    best = torch.full((n, p), float("inf"), device=features.device)
-    arg = torch.zeros((n, p), dtype=torch.long, device=features.device)
+    tf = F.normalize(target_feats.float().reshape(n, c, p), dim=1)
+    pf = F.normalize(pool_feats.float(), dim=0)
+    # per subject: allowed[s, i, q] = sources[s, i, owner[q]] & pool_masks[s, q]
+    allowed = sources[:, :, pool_owner] & pool_masks.unsqueeze(1)
+    best = torch.full((n, p), float("inf"), device=target_feats.device)
+    arg = torch.zeros((n, p), dtype=torch.long, device=target_feats.device)
     for i in range(n):
-        ok = allowed[i].reshape(m * p)
-        if not ok.any():
+        a_s = allowed[:, i]                                   # (S, Q)
+        if not a_s.any():
             continue
-        dist = 1.0 - feats[i].transpose(0, 1) @ pool                      # (P, M*P)
-        dist = dist.masked_fill(~ok.unsqueeze(0), float("inf"))
+        t_s = target_masks[:, i]                              # (S, P)
+        rows = (t_s.transpose(0, 1).float() @ a_s.float()) > 0   # (P, Q) subject rows: their own subjects' sources
+        background = ~t_s.any(0)
+        ok = torch.where(background.unsqueeze(1), a_s.any(0).unsqueeze(0), rows)
+        dist = (1.0 - tf[i].transpose(0, 1) @ pf).masked_fill(~ok, float("inf"))  # (P, Q)
         best[i], arg[i] = dist.min(1)
     valid = torch.isfinite(best)
     thr = otsu_threshold(best, valid=valid)
-    selected = target_masks & valid & (best < thr.unsqueeze(1))
+    selected = target_masks.any(0) & valid & (best < thr.unsqueeze(1))
     tgt_img, tgt_patch = selected.nonzero(as_tuple=True)
     flat = arg[tgt_img, tgt_patch]
-    return InjectionPlan(tgt_img, tgt_patch, flat // p, flat % p, alpha, p, best, selected)
+    return InjectionPlan(tgt_img, tgt_patch, flat, pool_owner[flat], alpha, p, best, selected)
 
 
 class DiftCapture:

@@ -28,7 +28,7 @@ from ..denoise_loop import _with_preview, decode_latents, denoise, generate_plai
 from ..errors import OutOfMemoryError
 from ..request import GenerationResult, GenerationSpec, StepCallback
 from .cross_attention_store import CrossAttentionRecorder
-from .feature_injection import DiftCapture, plan_injection
+from .feature_injection import DiftCapture, batch_pool, plan_injection
 from .run_state import RunState, blend_steps, inject_steps, source_matrix
 from .sdsa_processor import SelfAttentionProcessor
 from .subject_tokens import subject_token_positions
@@ -170,13 +170,15 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
             src_masks = state.masks.get(fine)
             if src_masks is None:
                 src_masks = torch.zeros(len(spec.subjects), n, hf * wf, dtype=torch.bool, device=device)
-            target = src_masks.any(0)
+            target = src_masks
+            pool_feats, pool_owner, pool_masks = batch_pool(feats, src_masks)
+            pool_sources = state.sources
             if bank is not None:
-                feats, src_masks, pool_sources = bank.extend_pool(feats, src_masks, state.sources)
-            else:
-                pool_sources = state.sources
+                pool_feats, pool_owner, pool_masks, pool_sources = bank.extend_pool(
+                    pool_feats, pool_owner, pool_masks, pool_sources)
             state.dift = feats
-            state.injection = plan_injection(feats, src_masks, target, pool_sources, cfg.inject_alpha)
+            state.injection = plan_injection(feats, target, pool_feats, pool_owner, pool_masks, pool_sources,
+                                             cfg.inject_alpha)
             # run 2: identical to run 1 up to the first injection step, so resume from there
             state.restore(snap["state"])
             state.run = 2

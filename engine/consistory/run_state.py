@@ -65,6 +65,7 @@ class RunState:
     acc_count: int = 0
     masks: dict[int, torch.Tensor] = field(default_factory=dict)      # factor -> (S, N, P) bool, undropped
     key_index: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # factor -> per image flat (N*P) idx
+    dropped: dict[int, torch.Tensor] = field(default_factory=dict)  # factor -> (S, N, P) masks after dropout
     q_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     injection: object | None = None       # feature_injection.InjectionPlan during run 2
     dift: torch.Tensor | None = None      # (N, C, hf, wf) smoothed features captured in run 1
@@ -138,13 +139,15 @@ class RunState:
         """Before the UNet passes of ``step``: draw dropout and build each image's shared-key indices."""
         self.step = step
         self.key_index = {}
+        self.dropped = {}
         if not (self.config.share and self.share_on) or step < 1 or not self.masks:
             return
         for factor in self.layout.decoder_factors:
-            self.key_index[factor] = self.shared_key_index(factor, step)
+            self.dropped[factor] = self.dropped_masks(factor, step)
+            self.key_index[factor] = self.shared_key_index(self.dropped[factor])
 
-    def allowed_sources(self, factor: int, step: int) -> torch.Tensor:
-        """(N, N, P) bool: patch p of image j is a shared key for image i at this step (after dropout)."""
+    def dropped_masks(self, factor: int, step: int) -> torch.Tensor:
+        """(S, N, P) bool: each image's subject patches that others may read at this step (after dropout)."""
         n = self.n_images
         h, w = self.grid(factor)
         masks = self.masks[factor] if self.config.masks else torch.ones(
@@ -152,11 +155,12 @@ class RunState:
         if self.config.dropout > 0:
             keep = torch.stack([dropout_keep(self.seeds[j], j, step, (h, w), self.config.dropout) for j in range(n)])
             masks = masks & keep.to(self.device).unsqueeze(0)
-        # allowed[i, j, p] = OR_s sources[s, i, j] & masks[s, j, p]
-        return (self.sources.to(self.device).unsqueeze(-1) & masks.unsqueeze(1)).any(0)
+        return masks
 
-    def shared_key_index(self, factor: int, step: int) -> list[torch.Tensor]:
-        allowed = self.allowed_sources(factor, step)
+    def shared_key_index(self, dropped: torch.Tensor) -> list[torch.Tensor]:
+        """Per image i, the flat (N*P) indices of the patches it reads: allowed[i, j, p] = OR_s sources[s, i, j] &
+        dropped[s, j, p]. Computed once per step and resolution, shared by every layer at that resolution."""
+        allowed = (self.sources.to(self.device).unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
         n, _, p = allowed.shape
         flat = allowed.reshape(n, n * p)
         nz = flat.nonzero()

@@ -80,12 +80,12 @@ class SelfAttentionProcessor:
         else:
             out = attend(attn, q, k, v)
         out = finish_output(attn, out, x)
+        if st.external is not None and st.external.recording:
+            st.external.store(self.layer.name, st, x, out, sharing=sharing, injecting=injecting)
         if injecting:
             out = st.injection.apply(out, self.layer.name, st)
         if "outputs" in st.record:
             st.record["outputs"][(self.layer.name, st.run, st.step)] = out.detach().clone()
-        if external and st.external.recording:
-            st.external.store_outputs(self.layer.name, st, out)
         return out
 
     def _shared_attention(self, attn, x, q, k, v) -> torch.Tensor:
@@ -101,9 +101,9 @@ class SelfAttentionProcessor:
         kf = kh.reshape(halves, n * p, inner)
         vf = vh.reshape(halves, n * p, inner)
         index = st.key_index.get(factor) if st.sharing() else None
-        ext_k = ext_v = None
+        ext_k = ext_v = ext_index = None
         if st.external is not None and st.external.active(st):
-            ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, x)
+            ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, factor)
         out = torch.empty_like(qh)
         for i in range(n):
             ks, vs = [kh[:, i]], [vh[:, i]]

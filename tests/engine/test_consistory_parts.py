@@ -9,7 +9,7 @@ import torch
 from diffusers.models.attention_processor import Attention
 
 from engine.consistory.config import ConsistoryConfig
-from engine.consistory.feature_injection import plan_injection, smooth_features
+from engine.consistory.feature_injection import batch_pool, plan_injection, smooth_features
 from engine.consistory.otsu import otsu_mask, otsu_threshold
 from engine.consistory.run_state import RunState, dropout_keep, source_matrix
 from engine.consistory.sdsa_processor import SelfAttentionProcessor
@@ -235,16 +235,18 @@ def test_injection_plan_stays_inside_target_masks_and_reads_sources_only():
     target = torch.zeros(n, h * w, dtype=torch.bool)
     target[2, 2:10] = True
     target[0, :3] = True
-    plan = plan_injection(feats, src_masks, target, source_matrix(n, 2).unsqueeze(0), 0.8)
+    plan = plan_injection(feats, target[None], *batch_pool(feats, src_masks), source_matrix(n, 2).unsqueeze(0), 0.8)
     assert plan.selected[~target].sum() == 0
-    assert set(plan.src_img.tolist()) <= {0, 1}
-    for ti, tp, si, sp in zip(plan.tgt_img, plan.tgt_patch, plan.src_img, plan.src_patch):
+    assert set(plan.src_owner.tolist()) <= {0, 1}
+    src_img, src_patch = plan.src_flat // 16, plan.src_flat % 16
+    assert torch.equal(src_img, plan.src_owner)
+    for ti, si, sp in zip(plan.tgt_img, src_img, src_patch):
         assert src_masks[0, si, sp]
         assert si != ti
     # image 2's matches to its near-copy anchor 0 are the identity correspondence
     rows = plan.tgt_img == 2
     assert rows.any()
-    exact = (plan.src_img[rows] == 0) & (plan.src_patch[rows] == plan.tgt_patch[rows])
+    exact = (src_img[rows] == 0) & (src_patch[rows] == plan.tgt_patch[rows])
     assert exact.float().mean() > 0.6
 
 
@@ -256,7 +258,7 @@ def test_injection_changes_only_conditional_rows_at_selected_patches():
     feats = torch.randn(n, 8, 4, 4)
     target = torch.zeros(n, p, dtype=torch.bool)
     target[2, :6] = True
-    st.injection = plan_injection(feats, full, target, st.sources, 0.8)
+    st.injection = plan_injection(feats, target[None], *batch_pool(feats, full), st.sources, 0.8)
     st.inject_on = True
     st.n_steps = 10
     st.step = 1  # inject_steps(10) = 1..3

@@ -1,0 +1,69 @@
+"""Run one planned job through the engine and commit its images to the project folder (synchronous).
+
+Contract (used by the CLI on the main thread and by ``app.job_queue``'s worker on its thread):
+- ``run_job`` calls ``engine.generate.generate(model, job.spec, on_step=..., should_cancel=...)``. Only after the
+  engine returns are files written: each panel's image goes to ``assets/`` (atomic, content-addressed, sidecar
+  with the engine's recipe and the panel recipe hash), then the project is updated and saved
+  (``app.project_store.update_project``) before ``run_job`` returns, so a finished job's images are on disk and
+  referenced in ``project.json`` before the next job starts. Anchor images are not panel images and are not saved.
+- A cancel (``engine.errors.Cancelled``) or any error in the engine leaves the folder untouched (no half-written
+  file, project unchanged); the exception propagates to the caller.
+- Results are merged into the *saved* project (re-read under the folder lock), so edits saved meanwhile are kept;
+  ``project`` is used only when the folder has no ``project.json`` yet. The caller applies the same change to its
+  in-memory copy with ``apply_results``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .assets import write_image_asset
+from .job_plan import Job
+from .project_model import Project
+from .project_store import update_project
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.model_loader import LoadedModel
+    from engine.request import StepInfo
+
+__all__ = ["run_job", "apply_results", "APP_VERSION"]
+
+APP_VERSION = "0.1.0"
+
+
+def apply_results(project: Project, job: Job, asset_ids: list[str] | tuple[str, ...]) -> Project:
+    """Reference each new image on its panel (appended to ``alternates``, made ``current``). Panels deleted in the
+    meantime are skipped (their images stay in ``assets/``). Idempotent."""
+    by_id = dict(zip(job.panel_ids, asset_ids))
+    panels = []
+    for panel in project.panels:
+        asset = by_id.get(panel.id)
+        if asset is None:
+            panels.append(panel)
+            continue
+        alternates = panel.alternates if asset in panel.alternates else panel.alternates + (asset,)
+        panels.append(replace(panel, alternates=alternates, current=asset))
+    return replace(project, panels=tuple(panels))
+
+
+def run_job(job: Job, project: Project, folder: str | Path, model: "LoadedModel",
+            on_progress: "Callable[[StepInfo], None] | None" = None,
+            should_cancel: Callable[[], bool] | None = None, *, preview_every: int = 0) -> list[str]:
+    """Generate ``job`` and commit its panel images; returns their asset ids in ``job.panel_ids`` order."""
+    from engine import generate as engine_generate
+
+    result = engine_generate.generate(model, job.spec, on_step=on_progress, should_cancel=should_cancel,
+                                      preview_every=preview_every)
+    folder = Path(folder)
+    asset_ids: list[str] = []
+    for panel_id, index, recipe_hash in zip(job.panel_ids, job.image_index, job.recipe_hashes):
+        sidecar: dict[str, Any] = {
+            "panel_id": panel_id, "panel_recipe_hash": recipe_hash, "image_index": index, "job_id": job.id,
+            "prompt": job.spec.prompts[index], "seed": job.spec.seeds[index],
+            "job_kind": job.kind, "anchor_count": job.anchor_count, "character_ids": list(job.character_ids),
+            "app_version": APP_VERSION, "recipe": result.recipe}
+        asset_ids.append(write_image_asset(folder, result.images[index], sidecar))
+    update_project(folder, lambda p: apply_results(p, job, asset_ids), fallback=project)
+    return asset_ids

@@ -1,0 +1,156 @@
+"""Where anchor caches live: in memory (per process, bounded) and optionally as safetensors files in the user
+cache dir, keyed by a fingerprint of the recipe, the noise, the model and the library versions.
+
+A cache file that does not match its key, fails its checksum or cannot be parsed is never trusted: it is deleted,
+reported (``events``) and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from .anchor_cache import AnchorCache
+from .identity_file import Identity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model_loader import LoadedModel
+
+__all__ = ["AnchorCacheStore", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    home = os.environ.get("CONSISTORY_STUDIO_HOME")
+    if home:
+        return Path(home) / "cache" / "anchor-cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("consistory-studio")) / "anchor-cache"
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].contiguous().view(torch.uint8).reshape(-1).numpy().tobytes())
+    return h.hexdigest()
+
+
+class AnchorCacheStore:
+    _default: "AnchorCacheStore | None" = None
+
+    def __init__(self, disk_dir: str | Path | None = None, max_memory_bytes: int = 2 << 30):
+        self.disk_dir = Path(disk_dir) if disk_dir is not None else None
+        self.max_memory_bytes = max_memory_bytes
+        self._memory: "OrderedDict[str, AnchorCache]" = OrderedDict()
+        self.events: list[str] = []   # "hit-memory", "hit-disk", "built", "rebuilt-damaged:<why>"
+        self.last_drift: int | None = None
+
+    @classmethod
+    def default(cls) -> "AnchorCacheStore":
+        if cls._default is None:
+            cls._default = cls(disk_dir=None)
+        return cls._default
+
+    def key(self, model: "LoadedModel", identity: Identity) -> str:
+        h = hashlib.sha256(json.dumps(identity.recipe(), sort_keys=True).encode())
+        if identity.noise is not None:
+            h.update(identity.noise.to(torch.float32).contiguous().numpy().tobytes())
+        import diffusers
+
+        h.update(json.dumps([model.fingerprint, str(model.dtype), model.device, torch.__version__,
+                             diffusers.__version__]).encode())
+        return h.hexdigest()[:24]
+
+    def get(self, model: "LoadedModel", identity: Identity, *, should_cancel: Callable[[], bool] | None = None
+            ) -> AnchorCache:
+        from .identities import build_anchor_cache
+
+        key = self.key(model, identity)
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            self.events.append("hit-memory")
+            return self._memory[key]
+        cache = self._load_disk(key, model)
+        if cache is None:
+            cache, self.last_drift = build_anchor_cache(model, identity, should_cancel=should_cancel)
+            self.events.append("built")
+            self._save_disk(key, cache)
+        self._remember(key, cache)
+        return cache
+
+    def _remember(self, key: str, cache: AnchorCache) -> None:
+        self._memory[key] = cache
+        while len(self._memory) > 1 and sum(c.nbytes() for c in self._memory.values()) > self.max_memory_bytes:
+            self._memory.popitem(last=False)
+
+    def clear_memory(self) -> None:
+        self._memory.clear()
+
+    def path(self, key: str) -> Path | None:
+        return None if self.disk_dir is None else self.disk_dir / f"{key}.safetensors"
+
+    def _save_disk(self, key: str, cache: AnchorCache) -> None:
+        from safetensors.torch import save_file
+
+        path = self.path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        index = {"tokens": [], "outputs": []}
+        for n, ((layer, run, step), t) in enumerate(cache.tokens.items()):
+            tensors[f"t{n}"] = t.detach().cpu().contiguous()
+            index["tokens"].append([layer, run, step])
+        for n, ((layer, step), t) in enumerate(cache.outputs.items()):
+            tensors[f"o{n}"] = t.detach().cpu().contiguous()
+            index["outputs"].append([layer, step])
+        for name in ("dift", "masks", "owner"):
+            t = getattr(cache, name)
+            if t is not None:
+                tensors[name] = t.detach().cpu().contiguous()
+        meta = {"key": key, "index": json.dumps(index), "subjects": json.dumps(list(cache.subjects)),
+                "n_anchors": str(cache.n_anchors), "n_steps": str(cache.n_steps), "sha256": _digest(tensors)}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    def _load_disk(self, key: str, model: "LoadedModel") -> AnchorCache | None:
+        from safetensors import safe_open
+
+        path = self.path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            if meta.get("key") != key:
+                raise ValueError("it belongs to another recipe")
+            if meta.get("sha256") != _digest(tensors):
+                raise ValueError("its checksum does not match")
+            index = json.loads(meta["index"])
+            device = model.pipe._execution_device
+            cache = AnchorCache(tuple(json.loads(meta["subjects"])), int(meta["n_anchors"]), int(meta["n_steps"]))
+            for n, (layer, run, step) in enumerate(index["tokens"]):
+                cache.tokens[(layer, int(run), int(step))] = tensors[f"t{n}"].to(device)
+            for n, (layer, step) in enumerate(index["outputs"]):
+                cache.outputs[(layer, int(step))] = tensors[f"o{n}"].to(device)
+            for name in ("dift", "masks", "owner"):
+                if name in tensors:
+                    setattr(cache, name, tensors[name].to(device))
+        except Exception as exc:  # damaged, truncated, foreign: never trusted
+            self.events.append(f"rebuilt-damaged:{exc}")
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        self.events.append("hit-disk")
+        return cache
