@@ -34,6 +34,8 @@ class AnchorCache:
     dift: torch.Tensor | None = None        # (C, Q) Q = A * P_fine
     masks: torch.Tensor | None = None       # (S, Q) bool
     owner: torch.Tensor | None = None       # (Q,) anchor index of each pool patch
+    selection: dict[tuple[int, int, int], torch.Tensor] = field(default_factory=dict)  # (run, step, factor) ->
+    # (S, A, P) bool: the dropped subject patches whose tokens were kept (in memory only, for inspection)
 
     def nbytes(self) -> int:
         total = sum(t.numel() * t.element_size() for t in self.tokens.values())
@@ -72,6 +74,7 @@ class AnchorRecorder:
         if sharing:
             factor = st.factor_of(p)
             sel = st.dropped[factor].any(0).reshape(n * p)
+            self.cache.selection.setdefault((st.run, st.step, factor), st.dropped[factor].detach().cpu())
             halves = x.shape[0] // n
             self.cache.tokens[(layer, st.run, st.step)] = x.reshape(halves, n * p, -1)[:, sel].detach().clone()
         if injecting and st.run == 2:
