@@ -18,14 +18,17 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/consistory-studio
 
+# The headless main job: render the sample storybook (on a copy, so the shipped sample stays clean).
 render: setup
-	$(VENV)/bin/consistory-studio render projects/sample-storybook --out out/book.pdf
+	rm -rf out/sample-storybook && mkdir -p out && cp -r projects/sample-storybook out/
+	$(VENV)/bin/consistory-studio render out/sample-storybook --out out/book.pdf
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: setup
 	$(PY) tests/bench/bench_engine.py --model tiny --json
+	$(PY) tests/bench/bench_export.py --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache out
