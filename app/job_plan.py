@@ -9,6 +9,13 @@ Contract:
   A batch is ``prompts = anchor prompts + panel prompts`` with ``ConsistoryConfig(anchors=len(anchor prompts))``
   and ``subjects`` = the characters' subject words; ``Job.image_index`` says which result image belongs to which
   panel (anchors are not panels). Batches hold at most ``max_batch`` images, anchors included.
+- Panels whose characters ALL have an ``identity_file`` (a saved identity copied into the project) become
+  "identity" jobs: no anchors in the batch (``anchor_count == 0``, ``image_index`` = 0..n-1); the runner reads
+  ``Job.identity_files`` from the project folder and draws the panels against those identities' anchor caches.
+  Their size is the panel's; steps, guidance, scheduler, dropout and negative prompt come from the identities
+  (``spec`` carries the panel prompts, seeds and size; its other settings are nominal). Batches are grouped by
+  character set and size. The recipe of such a panel names its identity files (whose names carry a content
+  hash, see ``app.character_identity``), so a re-created identity makes its panels stale.
 - Panels without characters become plain jobs. A batch shares size, negative prompt and (ConsiStory) dropout,
   since a ``GenerationSpec`` has one of each.
 - A panel's prompt is its style, then its text; a character whose subject word is not in the text gets its
@@ -31,8 +38,8 @@ from .project_model import Character, Panel, Project, ProjectError
 if TYPE_CHECKING:  # pragma: no cover
     from engine.request import GenerationSpec
 
-__all__ = ["Job", "plan_jobs", "panel_prompt", "anchor_set", "panel_recipe", "panel_recipe_hash", "stale_panels",
-           "max_batch_for_memory"]
+__all__ = ["Job", "plan_jobs", "panel_prompt", "anchor_set", "uses_identities", "panel_recipe", "panel_recipe_hash",
+           "stale_panels", "max_batch_for_memory"]
 
 GIB = 1024**3
 
@@ -43,13 +50,14 @@ class Job:
     ``anchor_count`` images are anchors (not saved as panel images)."""
 
     id: str
-    kind: str  # "consistent" or "plain"
+    kind: str  # "consistent", "identity" or "plain"
     panel_ids: tuple[str, ...]
     character_ids: tuple[str, ...]
     spec: "GenerationSpec"
     image_index: tuple[int, ...]
     recipe_hashes: tuple[str, ...]
     anchor_count: int = 0
+    identity_files: tuple[str, ...] = ()  # "identity" jobs: project-relative .character files, character order
 
     @property
     def title(self) -> str:
@@ -93,6 +101,11 @@ def _characters(project: Project, panel: Panel) -> tuple[Character, ...]:
     return tuple(c for c in project.characters if c.id in ids)
 
 
+def uses_identities(chars: tuple[Character, ...]) -> bool:
+    """True when a panel with these characters is drawn against saved identities (every one has a file)."""
+    return bool(chars) and all(c.identity_file for c in chars)
+
+
 def _dropout(panel: Panel, chars: tuple[Character, ...]) -> float:
     return panel.dropout if panel.dropout is not None else min(c.dropout for c in chars)
 
@@ -102,6 +115,9 @@ def panel_recipe(project: Project, panel: Panel, *, size: tuple[int, int] | None
     """Everything that decides the panel's image (what the stale check compares)."""
     chars = _characters(project, panel)
     width, height = size or (panel.width, panel.height)
+    if uses_identities(chars):
+        return {"prompt": panel_prompt(project, panel), "seed": panel.seed, "width": width, "height": height,
+                "model_source": project.model_source, "identity_files": [c.identity_file for c in chars]}
     recipe: dict[str, Any] = {
         "prompt": panel_prompt(project, panel), "negative_prompt": panel.negative_prompt, "seed": panel.seed,
         "width": width, "height": height, "steps": steps or project.generation.steps,
@@ -190,11 +206,15 @@ def plan_jobs(project: Project, *, max_batch: int, only_missing: bool = True, fo
     for panel in chosen:
         chars = _characters(project, panel)
         w, h = size or (panel.width, panel.height)
-        key = (tuple(c.id for c in chars), w, h, panel.negative_prompt, _dropout(panel, chars) if chars else None)
+        if uses_identities(chars):  # the identities decide negative prompt and dropout
+            key = (True, tuple(c.id for c in chars), w, h, "", None)
+        else:
+            key = (False, tuple(c.id for c in chars), w, h, panel.negative_prompt,
+                   _dropout(panel, chars) if chars else None)
         groups.setdefault(key, []).append(panel)
     gen = project.generation
     jobs: list[Job] = []
-    for (char_ids, w, h, negative, dropout), panels in groups.items():
+    for (by_identity, char_ids, w, h, negative, dropout), panels in groups.items():
         common = dict(width=w, height=h, steps=steps or gen.steps, guidance=gen.guidance, scheduler=gen.scheduler,
                       negative_prompt=negative)
         if not char_ids:
@@ -206,15 +226,26 @@ def plan_jobs(project: Project, *, max_batch: int, only_missing: bool = True, fo
                     image_index=tuple(range(len(chunk))),
                     recipe_hashes=tuple(panel_recipe_hash(project, p, size=size, steps=steps) for p in chunk)))
             continue
+        chars = tuple(project.character(c) for c in char_ids)
+        subjects = tuple(dict.fromkeys(s for c in chars for s in c.subjects))
+        if by_identity:
+            for chunk in _chunks(panels, max_batch):
+                jobs.append(Job(
+                    id=_job_id(), kind="identity", panel_ids=tuple(p.id for p in chunk), character_ids=char_ids,
+                    spec=GenerationSpec(prompts=tuple(panel_prompt(project, p) for p in chunk),
+                                        seeds=tuple(p.seed for p in chunk), subjects=subjects,
+                                        consistory=ConsistoryConfig(anchors=0), **common),
+                    image_index=tuple(range(len(chunk))),
+                    recipe_hashes=tuple(panel_recipe_hash(project, p, size=size, steps=steps) for p in chunk),
+                    identity_files=tuple(c.identity_file or "" for c in chars)))
+            continue
         if max_batch < 2:
             raise ProjectError("A panel with characters needs room for at least one anchor and the panel in one "
                                "batch (2 images), but the batch size is 1.",
                                hint="Free GPU memory, use smaller panels, or turn on CPU offload.")
-        chars = tuple(project.character(c) for c in char_ids)
         a_prompts, a_seeds = anchor_set(chars)
         n_anchors = min(len(a_prompts), max_batch - 1)
         a_prompts, a_seeds = a_prompts[:n_anchors], a_seeds[:n_anchors]
-        subjects = tuple(dict.fromkeys(s for c in chars for s in c.subjects))
         config = ConsistoryConfig(anchors=n_anchors, dropout=dropout)
         for chunk in _chunks(panels, max_batch - n_anchors):
             jobs.append(Job(

@@ -8,6 +8,10 @@ Contract (used by the CLI on the main thread and by ``app.job_queue``'s worker o
   referenced in ``project.json`` before the next job starts. Anchor images are not panel images and are not saved.
 - A cancel (``engine.errors.Cancelled``) or any error in the engine leaves the folder untouched (no half-written
   file, project unchanged); the exception propagates to the caller.
+- An "identity" job (``job.identity_files``) reads those ``.character`` files from the project folder (inside it
+  only) and calls ``engine.identity.identities.generate_with_identities`` with the process-wide anchor cache
+  store (``anchor_cache_store()``: in memory, plus safetensors files in ``user_dirs.cache_dir()/anchor-cache``).
+  A character made with another model raises the engine's ``IdentityError`` before anything is generated.
 - Results are merged into the *saved* project (re-read under the folder lock), so edits saved meanwhile are kept;
   ``project`` is used only when the folder has no ``project.json`` yet. The caller applies the same change to its
   in-memory copy with ``apply_results``.
@@ -15,6 +19,7 @@ Contract (used by the CLI on the main thread and by ``app.job_queue``'s worker o
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -28,9 +33,46 @@ if TYPE_CHECKING:  # pragma: no cover
     from engine.model_loader import LoadedModel
     from engine.request import StepInfo
 
-__all__ = ["run_job", "apply_results", "APP_VERSION"]
+__all__ = ["run_job", "apply_results", "anchor_cache_store", "read_job_identities", "APP_VERSION"]
 
 APP_VERSION = "0.1.0"
+_STORE: Any = None
+_STORE_LOCK = threading.Lock()
+
+
+def anchor_cache_store() -> Any:
+    """The process-wide ``engine.identity.cache_store.AnchorCacheStore``; its disk folder follows
+    ``app.user_dirs.cache_dir()`` (read on every call, so a changed ``CONSISTORY_STUDIO_HOME`` is honoured)."""
+    global _STORE
+    from engine.identity.cache_store import AnchorCacheStore
+
+    from .user_dirs import cache_dir
+
+    with _STORE_LOCK:
+        disk = cache_dir() / "anchor-cache"
+        if _STORE is None:
+            _STORE = AnchorCacheStore(disk_dir=disk)
+        elif _STORE.disk_dir != disk:
+            _STORE.disk_dir = disk
+        return _STORE
+
+
+def read_job_identities(job: Job, folder: str | Path) -> list[Any]:
+    """The identities of an "identity" job, read from the project folder. Raises ``ProjectError`` (missing file,
+    path leading out of the folder) or ``engine.identity.IdentityError`` (damaged file)."""
+    from engine.identity import read_identity
+
+    from .assets import resolve_inside
+    from .project_model import ProjectError
+
+    identities = []
+    for cid, rel in zip(job.character_ids, job.identity_files):
+        path = resolve_inside(folder, rel, what="identity file")
+        if not path.is_file():
+            raise ProjectError(f"the identity file of character {cid!r} is missing", path=rel,
+                               hint="Save the character's identity again or import it from the library.")
+        identities.append(read_identity(path))
+    return identities
 
 
 def apply_results(project: Project, job: Job, asset_ids: list[str] | tuple[str, ...]) -> Project:
@@ -52,10 +94,18 @@ def run_job(job: Job, project: Project, folder: str | Path, model: "LoadedModel"
             on_progress: "Callable[[StepInfo], None] | None" = None,
             should_cancel: Callable[[], bool] | None = None, *, preview_every: int = 0) -> list[str]:
     """Generate ``job`` and commit its panel images; returns their asset ids in ``job.panel_ids`` order."""
-    from engine import generate as engine_generate
+    if job.kind == "identity":
+        from engine.identity.identities import generate_with_identities
 
-    result = engine_generate.generate(model, job.spec, on_step=on_progress, should_cancel=should_cancel,
-                                      preview_every=preview_every)
+        result = generate_with_identities(
+            model, prompts=job.spec.prompts, seeds=job.spec.seeds, identities=read_job_identities(job, folder),
+            width=job.spec.width, height=job.spec.height, store=anchor_cache_store(), on_step=on_progress,
+            should_cancel=should_cancel)
+    else:
+        from engine import generate as engine_generate
+
+        result = engine_generate.generate(model, job.spec, on_step=on_progress, should_cancel=should_cancel,
+                                          preview_every=preview_every)
     folder = Path(folder)
     asset_ids: list[str] = []
     for panel_id, index, recipe_hash in zip(job.panel_ids, job.image_index, job.recipe_hashes):
@@ -63,6 +113,7 @@ def run_job(job: Job, project: Project, folder: str | Path, model: "LoadedModel"
             "panel_id": panel_id, "panel_recipe_hash": recipe_hash, "image_index": index, "job_id": job.id,
             "prompt": job.spec.prompts[index], "seed": job.spec.seeds[index],
             "job_kind": job.kind, "anchor_count": job.anchor_count, "character_ids": list(job.character_ids),
+            "identity_files": list(job.identity_files),
             "app_version": APP_VERSION, "recipe": result.recipe}
         asset_ids.append(write_image_asset(folder, result.images[index], sidecar))
     update_project(folder, lambda p: apply_results(p, job, asset_ids), fallback=project)

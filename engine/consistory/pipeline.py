@@ -128,8 +128,12 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     snap: dict[str, Any] = {}
     resume_step = {"skip_vanilla": -1}
 
+    last_blend = max(blend, default=-1)
+
     def before_unet(i, t, lat):
         state.begin_step(i)
+        if i > last_blend and state.q_cache:
+            state.q_cache.clear()  # blending is over: free the cached queries
         if i in blend and i != resume_step["skip_vanilla"]:
             state.phase = "vanilla"
             try:
@@ -181,6 +185,8 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
                                              cfg.inject_alpha)
             # run 2: identical to run 1 up to the first injection step, so resume from there
             state.restore(snap["state"])
+            resume_latents = snap.pop("latents")
+            snap.clear()
             state.run = 2
             state.inject_on = True
             resume_step["skip_vanilla"] = inj.start
@@ -189,7 +195,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
             if hasattr(scheduler2, "set_begin_index"):
                 scheduler2.set_begin_index(inj.start)
             current_scheduler["s"] = scheduler2
-            lat = denoise(model, snap["latents"], cond, scheduler2, scheduler2.timesteps, start_step=inj.start,
+            lat = denoise(model, resume_latents, cond, scheduler2, scheduler2.timesteps, start_step=inj.start,
                           before_unet=before_unet, after_step=after_step, on_step=step_cb,
                           should_cancel=should_cancel, total_steps=total, step_offset=end1 - inj.start)
         images = decode_latents(model, lat)

@@ -31,7 +31,7 @@ def default_cache_dir() -> Path:
         return Path(home) / "cache" / "anchor-cache"
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("consistory-studio")) / "anchor-cache"
+    return Path(platformdirs.user_cache_dir("ConsistoryStudio", appauthor=False)) / "anchor-cache"  # = app.user_dirs
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:

@@ -61,12 +61,13 @@ def identity_from_set(model: "LoadedModel", spec: GenerationSpec, result: Genera
 def create_identity(model: "LoadedModel", *, name: str, description: str, subjects: tuple[str, ...],
                     anchor_prompts: tuple[str, ...], anchor_seeds: tuple[int, ...],
                     config: ConsistoryConfig | None = None, width: int = 1024, height: int = 1024, steps: int = 50,
-                    guidance: float = 5.0, scheduler: str = "ddim", on_step: StepCallback | None = None,
+                    guidance: float = 5.0, scheduler: str = "ddim", negative_prompt: str = "",
+                    on_step: StepCallback | None = None,
                     should_cancel: Callable[[], bool] | None = None) -> Identity:
     cfg = dataclasses.replace(config or ConsistoryConfig(), anchors=len(anchor_prompts))
     spec = GenerationSpec(prompts=tuple(anchor_prompts), seeds=tuple(anchor_seeds), width=width, height=height,
                           steps=steps, guidance=guidance, scheduler=scheduler, subjects=tuple(subjects),
-                          consistory=cfg)
+                          negative_prompt=negative_prompt, consistory=cfg)
     from ..consistory.pipeline import generate_consistent
 
     result = generate_consistent(model, spec, on_step=on_step, should_cancel=should_cancel)
@@ -99,9 +100,14 @@ def build_anchor_cache(model: "LoadedModel", identity: Identity, *, on_step: Ste
 
 def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], seeds: tuple[int, ...],
                              identities: list[Identity], width: int | None = None, height: int | None = None,
-                             store: AnchorCacheStore | None = None, on_step: StepCallback | None = None,
+                             store: AnchorCacheStore | None = None, negative_prompt: str | None = None,
+                             on_step: StepCallback | None = None,
                              should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
-    """New panels attending to saved characters. Every prompt must contain every character's subject word(s)."""
+    """New panels attending to saved characters. Every prompt must contain every character's subject word(s).
+
+    ``negative_prompt`` (default: the first identity's) only conditions the panels; the anchors replay from their
+    cache as they were made. Attention dropout is the anchors' own (it selects which anchor patches are shared).
+    """
     from ..consistory.pipeline import generate_consistent
 
     if not identities:
@@ -117,7 +123,8 @@ def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], 
     cfg = ConsistoryConfig.from_dict({**first.config, "anchors": 0})
     spec = GenerationSpec(prompts=tuple(prompts), seeds=tuple(seeds), width=width or first.width,
                           height=height or first.height, steps=first.steps, guidance=first.guidance,
-                          scheduler=first.scheduler, negative_prompt=first.negative_prompt, subjects=subjects,
+                          scheduler=first.scheduler, subjects=subjects,
+                          negative_prompt=first.negative_prompt if negative_prompt is None else negative_prompt,
                           consistory=cfg)
     spec.validate(model.vae_scale_factor)
     store = store or AnchorCacheStore.default()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +77,18 @@ def write_identity(identity: Identity, path: str | Path) -> Path:
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    try:
+        _write_zip(identity, tmp, save)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_zip(identity: Identity, tmp: Path, save) -> None:
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("identity.json", json.dumps(identity.to_json(), indent=1, ensure_ascii=False))
         for k, im in enumerate(identity.anchor_images):
@@ -84,8 +97,6 @@ def write_identity(identity: Identity, path: str | Path) -> Path:
             zf.writestr(f"anchors/anchor_{k}.png", buf.getvalue())
         if identity.noise is not None:
             zf.writestr("noise.safetensors", save({"noise": identity.noise.detach().to("cpu", torch.float32).contiguous()}))
-    tmp.replace(path)
-    return path
 
 
 def _need(d: dict, key: str, kind, where: str):
