@@ -36,6 +36,12 @@ def full_run(tiny_sdxl):
     return generate(tiny_sdxl, _spec())
 
 
+@pytest.fixture(scope="module")
+def no_cfg_run(tiny_sdxl):
+    """Guidance 1 (no CFG: half the batch) for the tests that only compare switches and seeds."""
+    return generate(tiny_sdxl, _spec(guidance=1.0))
+
+
 def test_all_parts_off_equals_the_plain_loop_bit_for_bit(tiny_sdxl):
     off = generate(tiny_sdxl, _spec(consistory=ConsistoryConfig.off()))
     plain = generate_plain(tiny_sdxl, _spec(consistory=None))
@@ -70,11 +76,11 @@ def test_anchors_do_not_depend_on_non_anchor_prompts(tiny_sdxl, full_run):
     assert not np.array_equal(a[2], b[2])
 
 
-def test_same_seeds_same_set_different_seeds_different_set(tiny_sdxl, full_run):
-    again = generate(tiny_sdxl, _spec())
-    assert np.array_equal(_px(again.images), _px(full_run.images))
-    other = generate(tiny_sdxl, _spec(seeds=(21, 22, 23)))
-    assert not np.array_equal(_px(other.images)[0], _px(full_run.images)[0])
+def test_same_seeds_same_set_different_seeds_different_set(tiny_sdxl, no_cfg_run):
+    again = generate(tiny_sdxl, _spec(guidance=1.0))
+    assert np.array_equal(_px(again.images), _px(no_cfg_run.images))
+    other = generate(tiny_sdxl, _spec(guidance=1.0, seeds=(21, 22, 23)))
+    assert not np.array_equal(_px(other.images)[0], _px(no_cfg_run.images)[0])
 
 
 def test_masks_cover_part_of_each_image_on_a_non_square_grid(tiny_sdxl):
@@ -129,9 +135,9 @@ def test_progress_counts_both_runs(tiny_sdxl):
     assert seen == [(k, 17) for k in range(1, 18)]
 
 
-def test_ablation_switches_change_the_result(tiny_sdxl, full_run):
-    base = _px(full_run.images)
+def test_ablation_switches_change_the_result(tiny_sdxl, no_cfg_run):
+    base = _px(no_cfg_run.images)
     for change in ({"inject": False}, {"share": False}, {"dropout": 0.0}):
         cfg = dataclasses.replace(ConsistoryConfig(), **change)
-        r = generate(tiny_sdxl, _spec(consistory=cfg))
+        r = generate(tiny_sdxl, _spec(guidance=1.0, consistory=cfg))
         assert not np.array_equal(_px(r.images)[2], base[2]), change

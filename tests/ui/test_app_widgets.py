@@ -1,0 +1,134 @@
+"""Settings, the model dialog, the queue dock (driven by a scripted fake queue) and the panel text warning."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QDialogButtonBox
+
+from app.project_model import Character
+from app.settings import Settings
+from ui.model_dialog import ModelDialog
+from ui.panel_editor import missing_subjects
+from ui.queue_dock import QueueDock, format_eta
+
+
+def test_settings_round_trip_and_bad_values_fall_back(tmp_path):
+    path = tmp_path / "s.ini"
+    s = Settings(path)
+    seen = []
+    s.steps_changed.connect(seen.append)
+    s.steps = 12
+    s.steps = 12
+    s.add_recent_project(tmp_path / "a")
+    s.add_recent_project(tmp_path / "b")
+    s.add_recent_project(tmp_path / "a")
+    s.window_geometry = b"\x00\x01geo"
+    s.sync()
+    assert seen == [12]
+    again = Settings(path)
+    assert (again.steps, again.window_geometry) == (12, b"\x00\x01geo")
+    assert again.recent_projects == [str(tmp_path / "a"), str(tmp_path / "b")]
+    path.write_text("[General]\nsteps=banana\ndevice=quantum\ncpu_offload=true\n")
+    broken = Settings(path)
+    assert (broken.steps, broken.device, broken.cpu_offload) == (30, "auto", True)
+    try:
+        broken.device = "quantum"
+    except ValueError as exc:
+        assert "'quantum' is not a valid value for 'device' (one of auto, cpu, cuda, mps)" in str(exc)
+    else:
+        raise AssertionError("a bad device was accepted")
+
+
+def test_model_dialog_refuses_a_folder_that_is_not_a_model_and_remembers_a_good_choice(qtbot, tmp_path):
+    s = Settings(tmp_path / "s.ini")
+    d = ModelDialog(s)
+    qtbot.addWidget(d)
+    d.radio_folder.setChecked(True)
+    qtbot.keyClicks(d.folder_edit, str(tmp_path))
+    ok = d.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+    assert d.isVisible() is False or d.result() != d.DialogCode.Accepted
+    assert "has no model_index.json" in d.error_label.text()
+    assert s.model_source == ""
+    (tmp_path / "model_index.json").write_text("{}")
+    d.offload_check.setChecked(True)
+    d.steps_spin.setValue(7)
+    qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+    assert d.result() == d.DialogCode.Accepted
+    again = Settings(tmp_path / "s.ini")
+    assert (again.model_source, again.cpu_offload, again.steps) == (str(tmp_path), True, 7)
+    d2 = ModelDialog(again)
+    qtbot.addWidget(d2)
+    assert d2.radio_folder.isChecked() and d2.folder_edit.text() == str(tmp_path)
+
+
+def test_model_dialog_checks_hub_ids_before_any_network(qtbot, tmp_path):
+    d = ModelDialog(Settings(tmp_path / "s.ini"))
+    qtbot.addWidget(d)
+    d.radio_hub.setChecked(True)
+    qtbot.keyClicks(d.hub_edit, "not a hub id")
+    qtbot.mouseClick(d.hub_check, Qt.MouseButton.LeftButton)
+    assert "is not a Hugging Face model id" in d.error_label.text()
+    assert "Free disk in" in d.hub_info.text()
+
+
+class FakeQueue(QObject):
+    job_added = Signal(str)
+    job_started = Signal(str)
+    job_progress = Signal(str, int, int, bytes)
+    job_finished = Signal(str, list)
+    job_failed = Signal(str, str, str, str)
+    model_status = Signal(str)
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def cancel_now(self):
+        self.calls.append("cancel_now")
+
+    def cancel_after_current(self):
+        self.calls.append("cancel_after_current")
+
+    def clear(self):
+        self.calls.append("clear")
+
+
+def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
+    dock = QueueDock()
+    qtbot.addWidget(dock)
+    q = FakeQueue()
+    dock.set_queue(q)
+    dock.set_title("j1", "Panel 1")
+    q.job_added.emit("j1")
+    q.job_added.emit("j2")
+    assert not dock.cancel_now_button.isEnabled() and dock.clear_button.isEnabled()
+    q.job_started.emit("j1")
+    q.job_progress.emit("j1", 1, 10, b"")
+    q.job_progress.emit("j1", 2, 10, b"")
+    row = dock.row("j1")
+    assert row.title_label.text() == "Panel 1" and row.progress.value() == 2
+    assert row.progress.format().startswith("step 2/10 · about ")
+    assert dock.cancel_now_button.isEnabled() and dock.cancel_after_button.isEnabled()
+    for button in (dock.cancel_now_button, dock.cancel_after_button, dock.clear_button):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert q.calls == ["cancel_now", "cancel_after_current", "clear"]
+    q.job_failed.emit("j1", "cancelled", "Cancelled.", "")
+    assert dock.job_state("j1") == "cancelled" and dock.error_box.isHidden()
+    q.job_started.emit("j2")
+    q.job_failed.emit("j2", "out_of_memory", "The GPU ran out of memory.", "Turn on CPU offload.")
+    assert dock.job_state("j2") == "failed" and not dock.error_box.isHidden()
+    assert "ran out of memory" in dock.error_label.text() and dock.fix_button.text() == "Use CPU offload"
+    with qtbot.waitSignal(dock.fix_requested) as fix:
+        qtbot.mouseClick(dock.fix_button, Qt.MouseButton.LeftButton)
+    assert fix.args == ["enable_cpu_offload"]
+    q.job_failed.emit("j3", "model", "The model could not be loaded.", "Choose another model.")
+    assert dock.fix_button.text() == "Choose a model…"
+    assert (format_eta(5), format_eta(125), format_eta(7300)) == ("5 s", "2 min 05 s", "2 h 01 min")
+
+
+def test_missing_subject_words_are_named():
+    fox = Character(id="f", name="Pip", description="a fox", subjects=("fox",))
+    bear = Character(id="b", name="Bo", description="a bear", subjects=("bear",))
+    assert missing_subjects("The Fox reads.", [fox, bear]) == ["Bo (“bear”)"]
+    assert missing_subjects("foxes run", [fox]) == ["Pip (“fox”)"]

@@ -1,0 +1,130 @@
+"""Cancel now stops a running job within one step and leaves the project as it was; closing the window while a job
+runs asks first, "No" keeps everything running, "Yes" stops the worker thread cleanly (no QThread abort)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.commands import AddPanel
+from app.project_model import BookSettings, Panel, Project
+from app.project_store import open_project, save_project
+from app.settings import Settings
+from ui.main_window import MainWindow
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = Settings(tmp_path / "settings.ini")
+    settings.model_source, settings.steps, settings.max_size = "tiny", 200, 64
+    settings.first_run_done = True
+    folder = tmp_path / "book"
+    folder.mkdir()
+    project = Project(title="Safe", book=BookSettings(title="Safe"),
+                      panels=(Panel(id="p1", text="a lighthouse at night", seed=random.randrange(1000)),))
+    save_project(project, folder)
+    win = MainWindow(settings)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.files.open_folder(folder)
+    yield win
+    win.confirm_close_without_asking()
+
+
+def test_cancel_now_stops_within_one_step_and_keeps_the_project(qtbot, window):
+    w = window
+    folder = w.session.folder
+    before = open_project(folder)
+    steps: list[int] = []
+    cancelled_at: list[int] = []
+    queue = w.generation.queue
+
+    def on_progress(_job, step, _total, _png):
+        steps.append(step)
+        if step == 2 and not cancelled_at:
+            cancelled_at.append(step)
+            qtbot.mouseClick(w.queue_dock.cancel_now_button, Qt.MouseButton.LeftButton)
+
+    queue.job_progress.connect(on_progress)
+    w.session.select("panel", "p1")
+    with qtbot.waitSignal(queue.job_failed, timeout=TIMEOUT_MS) as failed:
+        qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
+    job_id, kind = failed.args[0], failed.args[1]
+    assert kind == "cancelled"
+    assert cancelled_at == [2] and max(steps) <= 3, steps  # the step running when clicked, no further
+    assert w.queue_dock.job_state(job_id) == "cancelled"
+    assert not w.queue_dock.error_box.isVisible()  # a cancel is not an error
+    assert w.session.panel("p1").current is None
+    assert open_project(folder) == before
+    assert not list((folder / "assets").glob("*.png")) if (folder / "assets").is_dir() else True
+    assert queue.is_idle()
+
+
+def _answer_next_question(button: QMessageBox.StandardButton, seen: list[str], *more) -> None:
+    """Click ``button`` in the next message box (then ``more`` buttons in the boxes after it)."""
+    def poll():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or not box.isVisible():
+            QTimer.singleShot(20, poll)
+            return
+        seen.append(box.text())
+        box.button(button).click()
+        if more:
+            _answer_next_question(more[0], seen, *more[1:])
+    QTimer.singleShot(0, poll)
+
+
+def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window):
+    w = window
+    queue = w.generation.queue
+    w.session.select("panel", "p1")
+    with qtbot.waitSignal(queue.job_progress, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
+
+    seen: list[str] = []
+    _answer_next_question(QMessageBox.StandardButton.No, seen)
+    assert not w.close()
+    assert w.isVisible() and w.generation.busy() and queue._thread.isRunning()
+    assert "still being drawn" in seen[0]
+
+    _answer_next_question(QMessageBox.StandardButton.Yes, seen, QMessageBox.StandardButton.Discard)
+    assert w.close()
+    assert len(seen) == 3 and "Save the changes" in seen[2] and not w.isVisible()
+    assert not queue._thread.isRunning()  # joined before the window went away
+    w.deleteLater()
+    QApplication.processEvents()
+    assert open_project(w.session.folder).panel("p1").current is None
+
+
+def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, tmp_path):
+    from app.project_store import AUTOSAVE_FILE, recovery_available
+
+    settings = Settings(tmp_path / "settings.ini")
+    settings.first_run_done = True
+    folder = tmp_path / "book"
+    folder.mkdir()
+    save_project(Project(title="Old", book=BookSettings(title="Old")), folder)
+    first = MainWindow(settings)
+    assert first.files.open_folder(folder)
+    qtbot.mouseClick(first.browser.sections["panel"].add_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(first.panel_editor.text_edit, "a crashed panel")
+    first.files.autosave()  # what the timer and every finished job do
+    assert (folder / AUTOSAVE_FILE).is_file() and recovery_available(folder)
+    first.session.set_modified(False)  # simulate the crash: nothing asks, nothing is saved
+    first.confirm_close_without_asking()
+
+    second = MainWindow(settings)
+    seen: list[str] = []
+    _answer_next_question(QMessageBox.StandardButton.Yes, seen)
+    assert second.files.open_folder(folder)
+    assert "Recover those changes?" in seen[0]
+    assert [p.text for p in second.session.project.panels] == ["a crashed panel"]
+    assert second.session.modified and second.windowTitle().startswith("Old*")
+    assert open_project(folder).panels == ()  # the saved file is untouched until the user saves
+    second.confirm_close_without_asking()

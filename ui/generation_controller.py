@@ -1,0 +1,193 @@
+"""Turns "generate this" gestures into planned jobs on the ``JobQueue`` and finished jobs back into the project.
+
+GUI thread only. Panel sizes follow their page slot's shape (longest side = the ``max_size`` setting, rounded
+to what the model accepts) and are set by an undoable edit before planning. Finished panel images are applied
+with ``app.job_runner.apply_results`` outside the undo stack (the images are on disk and referenced in
+``project.json`` already); finished anchor jobs only announce ``anchors_ready`` (their pictures are found on
+disk by ``app.anchor_jobs.find_anchor_assets``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from app.anchor_jobs import anchor_character, is_anchor_job, plan_anchor_job
+from app.app_session import AppSession, ProjectChange
+from app.commands import EditPanel
+from app.job_plan import Job, plan_jobs
+from app.job_queue import JobQueue
+from app.job_runner import apply_results
+from app.model_choice import default_model_source
+from app.project_model import ProjectError
+from app.settings import Settings
+from ui.project_undo import push_command
+from ui.queue_dock import QueueDock
+
+__all__ = ["GenerationController", "slot_aspect", "size_for"]
+
+
+def slot_aspect(project, panel_id: str) -> float | None:
+    """Width/height of the first page slot showing ``panel_id`` (``None`` when it is on no page)."""
+    from app.layouts import load_layout
+    from app.page_geometry import page_geometry, slot_rects
+
+    for index, page in enumerate(project.pages):
+        for i, fill in enumerate(page.slots):
+            if fill.panel_id == panel_id:
+                try:
+                    geometry = page_geometry(project.book, index, bleed=False)
+                    gutter = page.gutter_in if page.gutter_in is not None else project.book.gutter_in
+                    rect = slot_rects(geometry, load_layout(page.layout), gutter)[i]
+                except (ValueError, IndexError, OSError):
+                    return None
+                return rect.w / rect.h if rect.h > 0 else None
+    return None
+
+
+def size_for(aspect: float | None, longest: int, multiple: int) -> tuple[int, int]:
+    """(width, height) with the given aspect, longest side ≈ ``longest``, both multiples of ``multiple``."""
+    longest = max(multiple, round(longest / multiple) * multiple)
+    if aspect is None or aspect <= 0:
+        return longest, longest
+    if aspect >= 1:
+        return longest, max(multiple, round(longest / aspect / multiple) * multiple)
+    return max(multiple, round(longest * aspect / multiple) * multiple), longest
+
+
+class GenerationController(QObject):
+    anchors_ready = Signal(str)   # character id
+    job_done = Signal()           # any job finished with images (autosave hook)
+    error = Signal(str)           # a request refused before it reached the queue
+
+    def __init__(self, session: AppSession, settings: Settings, dock: QueueDock, queue: JobQueue | None = None,
+                 parent: QObject | None = None, stack: QUndoStack | None = None) -> None:
+        super().__init__(parent)
+        self._session, self._settings, self._dock = session, settings, dock
+        self.stack = stack
+        self.queue = queue if queue is not None else JobQueue(preview_every=max(0, settings.preview_every),
+                                                              parent=self)
+        self._jobs: dict[str, Job] = {}
+        dock.set_queue(self.queue)
+        self.queue.job_finished.connect(self._on_finished)
+        session.project_changed.connect(self._on_project_changed)
+        session.folder_changed.connect(lambda _f: self._on_project_changed(session.project))
+        self.apply_model_settings()
+
+    # -- settings ----------------------------------------------------------------------------------------------
+    def model_source(self) -> str:
+        return self._settings.model_source or default_model_source()
+
+    def apply_model_settings(self) -> None:
+        s = self._settings
+        if getattr(self.queue, "_model_key", ("preloaded",))[0] == "preloaded":
+            return  # a test or bench handed the queue a loaded model
+        self.queue.set_model_source(self.model_source(), None if s.device == "auto" else s.device,
+                                    None if s.precision == "auto" else s.precision, s.cpu_offload)
+
+    def _multiple(self) -> int:
+        return 16 if self.model_source().startswith("tiny") else 64
+
+    def _on_project_changed(self, project) -> None:
+        if project is not None and self._session.folder is not None:
+            self.queue.set_project(project, self._session.folder)
+
+    # -- requests ----------------------------------------------------------------------------------------------
+    def busy(self) -> bool:
+        return not self.queue.is_idle()
+
+    def _ready(self) -> bool:
+        if self._session.project is None:
+            self.error.emit("Open or create a project first (File → New project).")
+            return False
+        if self._session.folder is None:
+            self.error.emit("Save the project in a folder before generating pictures (File → Save as).")
+            return False
+        return True
+
+    def _enqueue(self, job: Job, title: str) -> None:
+        self._jobs[job.id] = job
+        self._dock.set_title(job.id, title)
+        self.queue.enqueue(job)
+
+    def generate_anchors(self, character_id: str) -> None:
+        if not self._ready():
+            return
+        c = self._session.character(character_id)
+        side = self._settings.max_size
+        try:
+            job = plan_anchor_job(self._session.project, character_id, size=size_for(1.0, side, self._multiple()),
+                                  steps=self._settings.steps)
+        except ProjectError as exc:
+            self.error.emit(f"Cannot draw the anchors of {c.name or 'this character'}: {exc}")
+            return
+        self._enqueue(job, f"Anchors of {c.name or 'character'}")
+
+    def _fit_to_slot(self, panel_id: str) -> None:
+        panel = self._session.panel(panel_id)
+        w, h = size_for(slot_aspect(self._session.project, panel_id), self._settings.max_size, self._multiple())
+        if (panel.width, panel.height) != (w, h) and self.stack is not None:
+            push_command(self.stack, self._session, EditPanel(panel_id, width=w, height=h),
+                         ProjectChange.of("panel", panel_id, initiator=self))
+
+    def generate_panel(self, panel_id: str, count: int = 1) -> None:
+        if not self._ready() or self._session.panel(panel_id) is None:
+            return
+        self._fit_to_slot(panel_id)
+        project = self._session.project
+        panel = project.panel(panel_id)
+        n = [p.id for p in project.panels].index(panel_id) + 1
+        seeds = [panel.seed] if count == 1 else [random.randrange(2**31 - 1) for _ in range(count)]
+        try:
+            for k, seed in enumerate(seeds):
+                variant = project if seed == panel.seed else project.with_panel(replace(panel, seed=seed))
+                for job in plan_jobs(variant, max_batch=max(2, self._settings.max_batch), panel_ids=[panel_id],
+                                     steps=self._settings.steps):
+                    suffix = f" (variation {k + 1}/{count})" if count > 1 else ""
+                    self._enqueue(job, f"Panel {n}{suffix}")
+        except ProjectError as exc:
+            self.error.emit(f"Cannot draw panel {n}: {exc}")
+
+    def generate_missing(self) -> None:
+        if not self._ready():
+            return
+        project = self._session.project
+        for p in project.panels:
+            if p.current is None:
+                self._fit_to_slot(p.id)
+        project = self._session.project
+        try:
+            jobs = plan_jobs(project, max_batch=max(2, self._settings.max_batch), steps=self._settings.steps)
+        except ProjectError as exc:
+            self.error.emit(f"Cannot draw the missing panels: {exc}")
+            return
+        if not jobs:
+            self.error.emit("Every panel has a picture already. Select a panel and press Regenerate for a new one.")
+        index = {p.id: i + 1 for i, p in enumerate(project.panels)}
+        for job in jobs:
+            self._enqueue(job, "Panels " + ", ".join(str(index[p]) for p in job.panel_ids))
+
+    def generate_selected(self) -> None:
+        kind, item_id = self._session.selection
+        if kind == "character":
+            self.generate_anchors(item_id)
+        elif kind == "panel":
+            self.generate_panel(item_id)
+
+    # -- results -----------------------------------------------------------------------------------------------
+    def _on_finished(self, job_id: str, asset_ids: list) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        if is_anchor_job(job):
+            self.anchors_ready.emit(anchor_character(job))
+        elif self._session.project is not None:
+            self._session.apply(apply_results(self._session.project, job, asset_ids),
+                                ProjectChange(frozenset({"panel", "asset"}), frozenset(job.panel_ids), self))
+        self.job_done.emit()
+
+    def shutdown(self) -> None:
+        self.queue.shutdown()

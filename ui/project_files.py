@@ -1,0 +1,282 @@
+"""File and project-structure actions of the main window: new / open / save / save as / export, autosave and the
+recovery offer, first-run sample project, adding and deleting characters, panels and pages, and the character
+library actions (wired when ``app.character_library`` exists).
+
+Every question is a ``QMessageBox`` whose buttons a user (or a test) clicks; errors are one sentence with what to
+do, and nothing already saved is lost.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
+
+from app import project_store
+from app.app_session import ProjectChange
+from app.commands import AddCharacter, AddPage, AddPanel, RemoveCharacter, RemovePage, RemovePanel
+from app.layouts import load_layout
+from app.project_model import BookSettings, Character, Page, Panel, Project, ProjectError, SlotFill
+from app.user_dirs import data_dir
+from ui.export_dialog import ExportDialog
+from ui.new_project_dialog import NewProjectDialog
+from ui.project_undo import push_command
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.main_window import MainWindow
+
+__all__ = ["ProjectFiles", "SAMPLE_PROJECT", "new_id"]
+
+SAMPLE_PROJECT = Path(__file__).resolve().parent.parent / "projects" / "sample-storybook"
+DEFAULT_LAYOUT = "2x2"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class ProjectFiles(QObject):
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.w = window
+        self.last_export = None
+
+    @property
+    def session(self):
+        return self.w.session
+
+    # -- start-up ----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """First run: a copy of the sample project; later: the most recent project that still opens."""
+        s = self.w.settings
+        if not s.first_run_done and (SAMPLE_PROJECT / project_store.PROJECT_FILE).is_file():
+            s.first_run_done = True
+            target = data_dir() / "projects" / SAMPLE_PROJECT.name
+            try:
+                if not target.exists():
+                    shutil.copytree(SAMPLE_PROJECT, target)
+                self.open_folder(target)
+            except (OSError, ProjectError) as exc:
+                self.w.show_status_error(f"Could not open the sample project: {exc}")
+            return
+        s.first_run_done = True
+        for folder in s.recent_projects:
+            if (Path(folder) / project_store.PROJECT_FILE).is_file():
+                self.open_folder(folder)
+                return
+
+    # -- new / open / save -------------------------------------------------------------------------------------
+    def new_project(self) -> None:
+        if not self.maybe_save():
+            return
+        parent = self.session.folder.parent if self.session.folder else Path.home()
+        dialog = NewProjectDialog(parent, self.w)
+        if dialog.exec() != NewProjectDialog.DialogCode.Accepted:
+            return
+        self.create_project(dialog.folder(), dialog.title(), dialog.page_preset())
+
+    def create_project(self, folder: Path, title: str, page_preset: str = "us-comic") -> None:
+        project = Project(title=title, book=BookSettings(title=title, page_preset=page_preset))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            project_store.save_project(project, folder)
+        except (OSError, ProjectError) as exc:
+            self.w.show_error(f"Could not create the project in {folder}: {exc}. Choose another folder.")
+            return
+        self.session.open(project, folder)
+        self.w.settings.add_recent_project(folder)
+        self.w.statusBar().showMessage(f"Created {folder}", 8000)
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        folder = QFileDialog.getExistingDirectory(self.w, "Open a project folder (it holds project.json)")
+        if folder:
+            self.open_folder(folder)
+
+    def open_folder(self, folder: str | Path) -> bool:
+        folder = Path(folder)
+        try:
+            if project_store.recovery_available(folder) and self._ask(
+                    "Recover unsaved changes?",
+                    f"{folder.name} was not saved after its last changes (the app may have crashed). "
+                    "Recover those changes? (No opens the last saved version; the recovered copy is kept until "
+                    "you save.)"):
+                project = project_store.recover(folder, allow_missing=True)
+                self.session.open(project, folder)
+                self.session.set_modified(True)
+            else:
+                project = project_store.open_project(folder, allow_missing=True)
+                self.session.open(project, folder)
+        except ProjectError as exc:
+            self.w.show_error(f"Could not open {folder}: {exc}")
+            self.w.settings.forget_recent_project(folder)
+            return False
+        self.w.settings.add_recent_project(folder)
+        self.w.statusBar().showMessage(f"Opened {folder}", 8000)
+        return True
+
+    def save(self) -> bool:
+        if self.session.project is None:
+            return True
+        if self.session.folder is None:
+            return self.save_as()
+        try:
+            project_store.save_project(self.session.project, self.session.folder)
+        except (OSError, ProjectError) as exc:
+            self.w.show_error(f"Could not save: {exc}. Your changes are still open; free disk space or use "
+                              "Save as to pick another folder.")
+            return False
+        self.w.undo_stack.setClean()
+        self.session.set_modified(False)
+        self.w.statusBar().showMessage("Saved", 5000)
+        return True
+
+    def save_as(self) -> bool:
+        if self.session.project is None:
+            return True
+        folder = QFileDialog.getExistingDirectory(self.w, "Save the project into an empty folder")
+        if not folder:
+            return False
+        target = Path(folder)
+        try:
+            if self.session.folder is not None and (self.session.folder / "assets").is_dir():
+                shutil.copytree(self.session.folder / "assets", target / "assets", dirs_exist_ok=True)
+            project_store.save_project(self.session.project, target)
+        except (OSError, ProjectError) as exc:
+            self.w.show_error(f"Could not save into {target}: {exc}. Choose another folder.")
+            return False
+        self.session.set_folder(target)
+        self.w.settings.add_recent_project(target)
+        self.w.undo_stack.setClean()
+        self.session.set_modified(False)
+        return True
+
+    def autosave(self) -> None:
+        if self.session.project is None or self.session.folder is None or not self.session.modified:
+            return
+        try:
+            project_store.autosave(self.session.project, self.session.folder)
+        except (OSError, ProjectError) as exc:
+            self.w.show_status_error(f"Autosave failed: {exc}. Save by hand (Ctrl+S) to keep your work.")
+
+    def maybe_save(self) -> bool:
+        """Before closing or replacing the project: ask to save unsaved edits. False = the user cancelled."""
+        if self.session.project is None or not self.session.modified:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
+                          f"Save the changes to “{self.session.project.title}”?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self.w)
+        box.setObjectName("unsaved_changes_box")
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _ask(self, title: str, text: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.w)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    # -- export ------------------------------------------------------------------------------------------------
+    def export_dialog(self) -> None:
+        if self.session.project is None:
+            return
+        folder = self.session.folder or Path.home()
+        dialog = ExportDialog(folder / "export" / "book.pdf", self.w)
+        if dialog.exec() != ExportDialog.DialogCode.Accepted:
+            return
+        self.export(dialog.out_path(), dialog.fmt(), dialog.dpi())
+
+    def export(self, out_path: Path, fmt: str = "pdf", dpi: int = 300):
+        from app.export import ExportError, export_book
+
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            QApplication.setOverrideCursor(self.w.cursor())
+            report = export_book(self.session.project, self.session.folder, out_path, fmt, dpi)
+        except (ExportError, ProjectError, OSError, ValueError) as exc:
+            self.w.show_error(f"The export did not work: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.last_export = report
+        text = f"Exported {report.pages_written} page(s) to {out_path}."
+        warnings = report.warnings()
+        self.w.statusBar().showMessage(text, 10000)
+        if warnings:
+            self.w.show_info("Exported, with things to check", text + "\n\n" + "\n".join(warnings[:12]))
+        return report
+
+    # -- structure ---------------------------------------------------------------------------------------------
+    def add_item(self, kind: str) -> None:
+        project = self.session.project
+        if project is None:
+            return
+        if kind == "character":
+            n = len(project.characters) + 1
+            item_id = new_id("char")
+            cmd = AddCharacter(Character(id=item_id, name=f"Character {n}", description="a friendly character",
+                                         subjects=("character",)))
+        elif kind == "panel":
+            item_id = new_id("panel")
+            cmd = AddPanel(Panel(id=item_id, text="", seed=random.randrange(2**31 - 1)))
+        else:
+            item_id = new_id("page")
+            slots = len(load_layout(DEFAULT_LAYOUT).slots)
+            cmd = AddPage(Page(id=item_id, layout=DEFAULT_LAYOUT, slots=tuple(SlotFill() for _ in range(slots))))
+        error = push_command(self.w.undo_stack, self.session, cmd, ProjectChange.of(kind, item_id))
+        if error:
+            self.w.show_error(error)
+            return
+        self.session.select(kind, item_id)
+
+    def delete_selected(self) -> None:
+        kind, item_id = self.session.selection
+        cmd = {"character": RemoveCharacter, "panel": RemovePanel, "page": RemovePage}.get(kind)
+        if cmd is None or not item_id:
+            return
+        error = push_command(self.w.undo_stack, self.session, cmd(item_id), ProjectChange.of(kind, item_id))
+        if error:
+            self.w.show_error(error)
+            return
+        self.session.select("", "")
+
+    # -- character library -------------------------------------------------------------------------------------
+    def fill_library_menu(self, menu: QMenu) -> None:
+        try:
+            import app.character_library  # noqa: F401
+        except ImportError:
+            action = menu.addAction("The character library is not installed in this build")
+            action.setEnabled(False)
+            return
+        for name, label in (("save", "Save selected character to library"), ("add", "Add from library…"),
+                            ("export", "Export .character file…"), ("import", "Import .character file…")):
+            menu.addAction(label, lambda a=name: self.library_action(a, self.session.selection[1]))
+
+    def wire_library_buttons(self, buttons: dict) -> None:
+        try:
+            import app.character_library  # noqa: F401
+        except ImportError:
+            for b in buttons.values():
+                b.setEnabled(False)
+                b.setToolTip("The character library is not part of this build yet.")
+
+    def library_action(self, action: str, character_id: str) -> None:
+        try:
+            from app import character_library
+        except ImportError:
+            self.w.show_error("The character library is not part of this build yet; characters stay in the "
+                              "project for now.")
+            return
+        handler = getattr(character_library, f"gui_{action}", None)
+        if handler is None:
+            self.w.show_error(f"The character library cannot “{action}” yet.")
+            return
+        handler(self, character_id)  # pragma: no cover - wired when the library lands
