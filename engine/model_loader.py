@@ -120,7 +120,9 @@ def weights_fingerprint(pipe) -> str:
         h.update(name.encode())
         raw = getattr(module, "config", None)
         cfg = raw.to_dict() if hasattr(raw, "to_dict") else dict(raw or {})
-        cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not k.endswith("_version")}
+        # bookkeeping that save/load adds or changes (path, versions, dtype, class list) is not part of the model
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not k.endswith("_version")
+               and k not in ("architectures", "dtype", "torch_dtype")}
         h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
         with torch.no_grad():
             for pname, p in module.named_parameters():

@@ -1,0 +1,204 @@
+"""``consistory-studio generate``: text to images from the command line, one PNG and one JSON recipe per prompt.
+
+Image ``i`` uses seed ``N + i``. Each ``<name>.png`` gets a ``<name>.json`` sidecar holding the full recipe
+(``GenerationResult.recipe``: model fingerprint, prompts, seeds, scheduler, steps, guidance, size, versions) plus
+that image's prompt, seed and index. ``--subject`` switches ConsiStory on (``--vanilla`` turns it back off);
+``--debug-masks`` writes ``<name>_mask.png`` with the subject mask tinted red. Progress goes to stderr; ``--json``
+prints a summary on stdout. Bad input prints one sentence on stderr and exits with status 2, before any model work
+where possible. torch and the engine are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.request import GenerationSpec
+
+__all__ = ["add_parser", "run", "spec_from_args", "parse_size", "image_names", "write_mask_overlay"]
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """A command-line mistake: one sentence for stderr."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "generate", help="Generate images from prompts (headless).",
+        description="Generate one image per --prompt; image i uses seed N+i. Writes PNG + JSON recipe files.")
+    p.add_argument("--model", default=None, help="tiny, tiny-sd15, toy, sdxl-random, a hub id, a folder or a "
+                                                 ".safetensors file (default: the app's default model)")
+    p.add_argument("--prompt", action="append", default=[], required=True, help="a prompt (repeatable)")
+    p.add_argument("--seed", type=int, required=True, help="seed of the first image; image i uses seed+i")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=5.0)
+    p.add_argument("--size", default=None, help="WxH in pixels (default: the model's native size)")
+    p.add_argument("--scheduler", choices=("ddim", "euler"), default="ddim")
+    p.add_argument("--negative", default="", help="negative prompt")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: automatic)")
+    p.add_argument("--dtype", default=None, help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    c = p.add_argument_group("ConsiStory (consistent subject across the images)")
+    c.add_argument("--subject", action="append", default=[], help="subject word, in every prompt (repeatable)")
+    c.add_argument("--anchors", type=int, default=None, help="number of anchor images (default 2)")
+    c.add_argument("--vanilla", action="store_true", help="plain generation even when subjects are given")
+    c.add_argument("--no-inject", action="store_true", help="switch feature injection off")
+    c.add_argument("--no-share", action="store_true", help="switch shared self-attention off")
+    c.add_argument("--no-query-blend", action="store_true", help="switch vanilla-query blending off")
+    c.add_argument("--dropout", type=float, default=None, help="attention dropout (default 0.5)")
+    c.add_argument("--debug-masks", action="store_true", help="also write <name>_mask.png subject overlays")
+    p.set_defaults(run=run)
+    return p
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (width, height); raises ``UsageError``."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
+    if not m:
+        raise UsageError(f"The size {text!r} is not of the form WIDTHxHEIGHT, for example 1024x768.")
+    return int(m.group(1)), int(m.group(2))
+
+
+def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (1024, 1024)) -> "GenerationSpec":
+    """Map the parsed arguments onto a ``GenerationSpec`` (ConsiStory config included). Raises ``UsageError``."""
+    from engine.consistory.config import ConsistoryConfig
+    from engine.request import GenerationSpec
+
+    prompts = tuple(p.strip() for p in args.prompt)
+    for i, p in enumerate(prompts):
+        if not p:
+            raise UsageError(f"Prompt {i + 1} is empty; write what the picture should show.")
+    if args.seed < 0 or args.seed + len(prompts) > 2**63:
+        raise UsageError(f"The seed {args.seed} must be a whole number between 0 and 2^63-1.")
+    width, height = parse_size(args.size) if args.size else native_size
+    if any(not s.strip() for s in args.subject):
+        raise UsageError("A --subject word is empty; give the word that names the character, e.g. --subject fox.")
+    subjects = tuple(dict.fromkeys(s.strip() for s in args.subject))
+    method_flags = [name for name, on in (("--anchors", args.anchors is not None), ("--no-inject", args.no_inject),
+                                          ("--no-share", args.no_share), ("--no-query-blend", args.no_query_blend),
+                                          ("--dropout", args.dropout is not None), ("--debug-masks", args.debug_masks))
+                    if on]
+    if method_flags and not subjects:
+        raise UsageError(f"{method_flags[0]} is a ConsiStory option and needs at least one --subject word.")
+    consistory = None
+    if subjects and not args.vanilla:
+        consistory = ConsistoryConfig(
+            anchors=2 if args.anchors is None else args.anchors, share=not args.no_share,
+            inject=not args.no_inject, query_blend=not args.no_query_blend,
+            dropout=0.5 if args.dropout is None else args.dropout)
+    return GenerationSpec(
+        prompts=prompts, seeds=tuple(args.seed + i for i in range(len(prompts))), width=width, height=height,
+        steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, negative_prompt=args.negative,
+        subjects=subjects, consistory=consistory)
+
+
+def image_names(prompts: tuple[str, ...] | list[str]) -> list[str]:
+    """File stems '001_a-fox-in-the-snow' (index keeps them unique and in prompt order)."""
+    names = []
+    for i, p in enumerate(prompts):
+        slug = re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-")[:40].rstrip("-") or "image"
+        names.append(f"{i + 1:03d}_{slug}")
+    return names
+
+
+def write_mask_overlay(image, mask, path: Path) -> None:
+    """Save ``image`` with ``mask`` (bool array/tensor at any grid size, upsampled nearest) tinted red."""
+    import numpy as np
+    from PIL import Image
+
+    m = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+    m_img = Image.fromarray((m.astype(bool) * 255).astype(np.uint8), mode="L").resize(image.size, Image.NEAREST)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    sel = np.asarray(m_img) > 127
+    red = np.array([255.0, 0.0, 0.0], dtype=np.float32)
+    rgb[sel] = 0.45 * rgb[sel] + 0.55 * red
+    Image.fromarray(rgb.round().clip(0, 255).astype(np.uint8)).save(path)
+
+
+def _prepare_out(out: str) -> Path:
+    folder = Path(out).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"The output folder {folder} cannot be created ({exc.strerror or exc}); choose another --out.")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"The output folder {folder} is not writable; choose another --out.")
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.errors import Cancelled, EngineError
+
+    started = time.perf_counter()
+    # 1. Everything checkable without the model: flags, prompts, seeds, steps, size format, output folder.
+    try:
+        spec_from_args(args).validate(vae_scale_factor=1)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from exc
+    folder = _prepare_out(args.out)
+    from app.model_choice import default_model_source
+
+    source = args.model or default_model_source()
+    try:
+        from engine.generate import generate
+        from engine.model_loader import load_model
+
+        # 2. The model, then the checks that need it (size multiple of the model's latent grid).
+        print(f"Loading {source} ...", file=sys.stderr)
+        model = load_model(source, device=args.device, dtype=args.dtype,
+                           progress=lambda msg, frac: print(f"  {msg}", file=sys.stderr))
+        unet_size = int(model.pipe.unet.config.sample_size) * model.vae_scale_factor
+        spec = spec_from_args(args, native_size=(unet_size, unet_size))
+        spec.validate(model.vae_scale_factor)
+        # 3. Generate, with progress on stderr.
+        print(f"Generating {len(spec.prompts)} image(s) at {spec.width}x{spec.height}, {spec.steps} steps "
+              f"on {model.device} ...", file=sys.stderr)
+
+        def on_step(info) -> None:
+            print(f"  step {info.step}/{info.total}", file=sys.stderr)
+
+        result = generate(model, spec, on_step=on_step)
+    except Cancelled:
+        print("Cancelled; nothing was written.", file=sys.stderr)
+        return 130
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    # 4. Write PNG + JSON sidecar (+ mask overlay) per image.
+    files = []
+    for i, (name, image) in enumerate(zip(image_names(spec.prompts), result.images)):
+        png, side = folder / f"{name}.png", folder / f"{name}.json"
+        image.save(png)
+        sidecar = {"image_index": i, "prompt": spec.prompts[i], "seed": spec.seeds[i], "file": png.name,
+                   "recipe": result.recipe}
+        side.write_text(json.dumps(sidecar, indent=2, default=str) + "\n", encoding="utf-8")
+        entry: dict[str, Any] = {"png": str(png), "json": str(side), "prompt": spec.prompts[i], "seed": spec.seeds[i]}
+        if args.debug_masks and result.masks is not None and i < len(result.masks) and result.masks[i] is not None:
+            mask_path = folder / f"{name}_mask.png"
+            write_mask_overlay(image, result.masks[i], mask_path)
+            entry["mask"] = str(mask_path)
+        files.append(entry)
+        print(f"Wrote {png}", file=sys.stderr)
+    if args.json:
+        summary = {"model": model.describe(), "images": files, "seconds": round(time.perf_counter() - started, 3),
+                   "consistory": spec.consistory is not None}
+        print(json.dumps(summary, indent=2, default=str))
+    return 0

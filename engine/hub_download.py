@@ -1,0 +1,194 @@
+"""Load a Hugging Face hub model id: download what the app needs into the standard HF cache, then load it offline.
+
+Only the components an SDXL / SD 1.x text-to-image pipeline uses are fetched (``model_index.json``, configs,
+tokenizers, scheduler, and one set of ``.safetensors`` weights: the ``fp16`` variant when loading in float16 and the
+repository has it), never ``.bin`` / ``.ckpt`` / ONNX / Flax files or the root single-file checkpoints. Downloads go
+through ``huggingface_hub.snapshot_download``: into the user's HF cache (``HF_HOME`` / ``HF_HUB_CACHE``), resumable
+(an interrupted download continues where it stopped), with byte progress sent to ``progress(message, fraction)``.
+
+With ``HF_HUB_OFFLINE=1``, or when the hub cannot be reached, a model already in the cache loads without network;
+otherwise the error is one ``ModelLoadError`` sentence naming the id and how to point at local files instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ModelLoadError
+
+__all__ = ["load_from_hub", "hub_download_size", "download_patterns", "hub_is_offline"]
+
+ProgressFn = Callable[[str, float], None]
+
+_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+_LOCAL_HINT = ("or point at local files instead: a diffusers model folder (with model_index.json) or a single"
+               " .safetensors checkpoint.")
+
+
+def hub_is_offline() -> bool:
+    """True when the user switched the hub off (``HF_HUB_OFFLINE``), read at call time."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return env in ("1", "true", "yes", "on") or bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def download_patterns(variant: str | None) -> tuple[list[str], list[str]]:
+    """``(allow_patterns, ignore_patterns)`` for one weight set (``variant`` None or e.g. "fp16")."""
+    allow = ["model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*"]
+    ignore = ["*.bin", "*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.pb"]
+    for c in _COMPONENTS:
+        allow.append(f"{c}/*.json")
+        allow.append(f"{c}/*.{variant}*.safetensors" if variant else f"{c}/*.safetensors")
+    if not variant:
+        ignore.append("*.fp16*.safetensors")
+    return allow, ignore
+
+
+def _choose_variant(files: list[str], torch_dtype) -> str | None:
+    import torch
+
+    has = lambda v: any(f.startswith("unet/") and f.endswith(".safetensors") and (f".{v}" in f) for f in files)  # noqa: E731
+    plain = any(f.startswith("unet/") and f.endswith(".safetensors") and ".fp16" not in f for f in files)
+    if torch_dtype == torch.float16 and has("fp16"):
+        return "fp16"
+    if not plain and has("fp16"):
+        return "fp16"
+    return None
+
+
+class _ProgressBar:
+    """Builds a tqdm class for ``snapshot_download`` that reports downloaded bytes to ``progress``."""
+
+    @staticmethod
+    def make(repo_id: str, progress: ProgressFn | None):
+        from tqdm.auto import tqdm
+
+        class ReportingTqdm(tqdm):  # vanilla tqdm subclass: huggingface_hub passes it no 'name'
+            def __init__(self, *args: Any, **kwargs: Any):
+                self._report = bool(kwargs.get("unit") == "B" and str(kwargs.get("desc", "")).startswith("Reconstruct"))
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)
+
+            def update(self, n: float | None = 1) -> bool | None:
+                self.n += n or 0
+                if self._report and progress is not None and self.total:
+                    progress(f"Downloading {repo_id}: {self.n / 1e9:.2f} of {self.total / 1e9:.2f} GB",
+                             min(1.0, self.n / self.total) * 0.9)
+                return None
+
+        return ReportingTqdm
+
+
+def _snapshot(repo_id: str, variant: str | None, *, local_only: bool, cache_dir: str | Path | None,
+              progress: ProgressFn | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    allow, ignore = download_patterns(variant)
+    return Path(snapshot_download(repo_id, allow_patterns=allow, ignore_patterns=ignore, local_files_only=local_only,
+                                  cache_dir=str(cache_dir) if cache_dir else None,
+                                  tqdm_class=_ProgressBar.make(repo_id, progress)))
+
+
+def _translate(repo_id: str, exc: Exception) -> ModelLoadError:
+    from huggingface_hub import errors
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    IncompleteSnapshotError = getattr(errors, "IncompleteSnapshotError", ())  # noqa: N806 (huggingface_hub >= 1.x)
+
+    if isinstance(exc, GatedRepoError):
+        return ModelLoadError(f"The model {repo_id} is gated on the Hugging Face hub and needs you to accept its terms.",
+                              hint="Accept them on the model's page and log in with 'hf auth login', " + _LOCAL_HINT)
+    if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)):
+        return ModelLoadError(f"The model {repo_id} does not exist on the Hugging Face hub (or it is private).",
+                              hint="Check the id, " + _LOCAL_HINT)
+    if isinstance(exc, IncompleteSnapshotError):
+        return ModelLoadError(f"The model {repo_id} is only partly downloaded and the hub cannot be reached.",
+                              hint="Connect to the internet to resume the download, " + _LOCAL_HINT)
+    if isinstance(exc, LocalEntryNotFoundError) and hub_is_offline():
+        return ModelLoadError(
+            f"The model {repo_id} is not in the local Hugging Face cache and downloads are switched off"
+            " (HF_HUB_OFFLINE is set).",
+            hint="Unset HF_HUB_OFFLINE and connect to download it, " + _LOCAL_HINT)
+    return ModelLoadError(f"The model {repo_id} could not be downloaded: the Hugging Face hub cannot be reached.",
+                          hint="Check your internet connection, " + _LOCAL_HINT)
+
+
+def _remote_files(repo_id: str) -> dict[str, int | None]:
+    """``{path: size}`` of the repository's files (one API call)."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, files_metadata=True)
+    return {s.rfilename: getattr(s, "size", None) for s in (info.siblings or [])}
+
+
+def hub_download_size(repo_id: str, torch_dtype=None) -> int | None:
+    """Bytes still to download for ``repo_id`` in ``torch_dtype`` (None when offline or unknown). One API call."""
+    import torch
+    from huggingface_hub import snapshot_download
+
+    if hub_is_offline():
+        return None
+    try:
+        files = _remote_files(repo_id)
+        allow, ignore = download_patterns(_choose_variant(list(files), torch_dtype or torch.float16))
+        infos = snapshot_download(repo_id, allow_patterns=allow, ignore_patterns=ignore, dry_run=True)
+    except Exception:  # a size estimate is optional: never fail the caller for it
+        return None
+    return sum(int(i.file_size or 0) for i in infos if i.will_download)
+
+
+def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None, *,
+                  cache_dir: str | Path | None = None):
+    """Download (if needed) and load ``repo_id`` as an SDXL / SD 1.x pipeline on the CPU in ``torch_dtype``."""
+    offline = hub_is_offline()
+    folder: Path | None = None
+    if not offline:
+        try:
+            variant = _choose_variant(list(_remote_files(repo_id)), torch_dtype)
+            if progress:
+                progress(f"Downloading {repo_id}", 0.0)
+            folder = _snapshot(repo_id, variant, local_only=False, cache_dir=cache_dir, progress=progress)
+        except Exception as exc:
+            err = _translate(repo_id, exc)
+            if "cannot be reached" not in err.message:
+                raise err from exc
+            folder = None  # no network: fall back to the cache below
+    if folder is None:
+        try:
+            folder = _snapshot(repo_id, None, local_only=True, cache_dir=cache_dir, progress=None)
+        except Exception as exc:
+            raise _translate(repo_id, exc) from exc
+    if progress:
+        progress(f"Loading {repo_id} from {folder}", 0.9)
+    return _load_snapshot(repo_id, folder, torch_dtype)
+
+
+def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
+    from diffusers import DiffusionPipeline
+
+    index = folder / "model_index.json"
+    if not index.exists():
+        raise ModelLoadError(f"The model {repo_id} is not a diffusers pipeline (it has no model_index.json).",
+                             hint="Use an SDXL or SD 1.x diffusers repository, " + _LOCAL_HINT)
+    cls_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+    if cls_name not in ("StableDiffusionXLPipeline", "StableDiffusionPipeline"):
+        raise ModelLoadError(
+            f"The model {repo_id} is a {cls_name or 'unknown'} model; only SDXL and SD 1.x text-to-image models"
+            " are supported.")
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
+    variant = _choose_variant(files, torch_dtype)
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True, "variant": variant}
+    if cls_name == "StableDiffusionPipeline":
+        kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
+    try:
+        return DiffusionPipeline.from_pretrained(folder, **kwargs)
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise ModelLoadError(f"The downloaded model {repo_id} could not be loaded: {text}.",
+                             hint="The cached files may be incomplete; connect to the internet to finish the"
+                                  " download, " + _LOCAL_HINT) from exc

@@ -1,0 +1,254 @@
+"""Benchmark: the engine's own loop vs the stock diffusers pipeline call, same model / prompts / seeds, one run.
+
+    python tests/bench/bench_engine.py --model SOURCE [--size WxH] [--batch N] [--steps S] [--dtype T]
+                                       [--repeats R] [--scheduler ddim|euler] [--device D] --json
+
+Each mode is one function ``mode_<name>(model, spec) -> list[PIL.Image]`` registered in ``MODES``; every mode gets
+one warm-up run (2 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating, fair under
+a changing load); the median is reported as ``<mode>_s`` and the fastest run as ``<mode>_min_s`` (on a shared CPU
+the minimum is the least disturbed measurement), with
+``<mode>_peak_mb`` and ``<mode>_unet_passes`` (UNet forward calls in one run). ConsiStory adds its mode the same way
+(``consistory_s``, ``ratio_time`` = consistory / vanilla, ``ratio_peak_mem``: see ``derived_rows``).
+
+Peak memory, honestly:
+- CUDA: ``torch.cuda.max_memory_allocated`` per run, reset before each, all modes in this process (the weights
+  are included, since they are allocated on the GPU).
+- CPU: after the timings, every mode runs once more in a fresh subprocess; ``<mode>_peak_mb`` is that process's
+  peak RSS (``ru_maxrss``: Python, libraries and weights included) and ``<mode>_gen_peak_mb`` the growth of that
+  peak during generation (peak RSS after the run minus peak RSS after loading; 0 when generation stays under the
+  loading peak).
+``max_pixel_diff_vs_stock`` (0-255) checks that the modes compared really made the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+__all__ = ["MODES", "mode_vanilla", "mode_stock", "measure_modes", "derived_rows", "main"]
+
+PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
+           "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city")
+
+
+def build_spec(args: argparse.Namespace, model):
+    from engine.request import GenerationSpec
+
+    if args.size:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    else:
+        width = height = int(model.pipe.unet.config.sample_size) * model.vae_scale_factor
+    prompts = tuple(PROMPTS[i % len(PROMPTS)] for i in range(args.batch))
+    return GenerationSpec(prompts=prompts, seeds=tuple(range(args.batch)), width=width, height=height,
+                          steps=args.steps, guidance=args.guidance, scheduler=args.scheduler)
+
+
+def mode_vanilla(model, spec) -> list:
+    """The engine's own plain loop (``engine.generate.generate`` with no ConsiStory)."""
+    from engine.generate import generate
+
+    return generate(model, spec).images
+
+
+def mode_stock(model, spec) -> list:
+    """The stock diffusers pipeline ``__call__`` on the same components, scheduler, prompts and seeds."""
+    import torch
+
+    from engine.denoise_loop import make_scheduler
+
+    components = dict(model.pipe.components)
+    components["scheduler"] = make_scheduler(model, spec.scheduler)
+    pipe = type(model.pipe)(**components)
+    pipe.set_progress_bar_config(disable=True)
+    gens = [torch.Generator("cpu").manual_seed(s) for s in spec.seeds]
+    with torch.no_grad():
+        return pipe(prompt=list(spec.prompts), negative_prompt=None, num_inference_steps=spec.steps,
+                    guidance_scale=spec.guidance, width=spec.width, height=spec.height, generator=gens,
+                    output_type="pil").images
+
+
+MODES: dict[str, Callable[[Any, Any], list]] = {"vanilla": mode_vanilla, "stock": mode_stock}
+
+
+class _UnetCounter:
+    """Counts UNet forward calls (a forward hook; removed by ``close``)."""
+
+    def __init__(self, unet):
+        self.calls = 0
+        self._handle = unet.register_forward_hook(lambda *a: self._bump())
+
+    def _bump(self) -> None:
+        self.calls += 1
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def measure_modes(names: list[str], model, spec, repeats: int) -> dict[str, dict[str, Any]]:
+    """Warm every mode up, then time ``repeats`` rounds that run the modes in turn (interleaved, so a load change
+    on a shared machine hits every mode alike). On CUDA also the peak memory of each run (max over runs)."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    cuda = model.device.startswith("cuda")
+    for name in names:  # warm-up: kernels, allocator, caches
+        MODES[name](model, dataclasses.replace(spec, steps=min(2, spec.steps)))
+    res: dict[str, dict[str, Any]] = {n: {"all_seconds": [], "peak_mb": None, "unet_passes": 0} for n in names}
+    images: dict[str, list] = {}
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):  # alternate the order: no mode always goes first
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            counter = _UnetCounter(model.pipe.unet)
+            start = time.perf_counter()
+            images[name] = MODES[name](model, spec)
+            if cuda:
+                torch.cuda.synchronize()
+            res[name]["all_seconds"].append(round(time.perf_counter() - start, 4))
+            counter.close()
+            res[name]["unet_passes"] = counter.calls
+            if cuda:
+                res[name]["peak_mb"] = max(res[name]["peak_mb"] or 0.0, torch.cuda.max_memory_allocated() / 2**20)
+    for name in names:
+        res[name]["seconds"] = statistics.median(res[name]["all_seconds"])
+        res[name]["pixels"] = np.stack([np.asarray(im.convert("RGB")) for im in images[name]])
+    return res
+
+
+def _rss_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def derived_rows(res: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Rows comparing modes: the loop vs stock, and (when present) ConsiStory vs the plain loop."""
+    rows: dict[str, Any] = {}
+    for name, r in res.items():
+        rows[f"{name}_s"] = round(r["seconds"], 4)
+        rows[f"{name}_min_s"] = round(min(r["all_seconds"]), 4)
+        rows[f"{name}_all_s"] = r["all_seconds"]
+        rows[f"{name}_peak_mb"] = None if r["peak_mb"] is None else round(r["peak_mb"], 1)
+        if r.get("gen_peak_mb") is not None:
+            rows[f"{name}_gen_peak_mb"] = round(r["gen_peak_mb"], 1)
+        rows[f"{name}_unet_passes"] = r["unet_passes"]
+    if "vanilla" in res and "stock" in res:
+        rows["ratio_loop_vs_stock"] = round(res["vanilla"]["seconds"] / res["stock"]["seconds"], 4)
+        # the fastest run of each is the least disturbed by other load on a shared machine
+        rows["ratio_loop_vs_stock_min"] = round(min(res["vanilla"]["all_seconds"]) / min(res["stock"]["all_seconds"]), 4)
+    if "consistory" in res and "vanilla" in res:
+        rows["ratio_time"] = round(res["consistory"]["seconds"] / res["vanilla"]["seconds"], 4)
+        if res["consistory"]["peak_mb"] and res["vanilla"]["peak_mb"]:
+            rows["ratio_peak_mem"] = round(res["consistory"]["peak_mb"] / res["vanilla"]["peak_mb"], 4)
+        rows["unet_passes"] = res["consistory"]["unet_passes"]
+    if "stock" in res:
+        import numpy as np
+
+        ref = res["stock"]["pixels"].astype(np.int16)
+        for name, r in res.items():
+            if name != "stock" and r["pixels"].shape == ref.shape:
+                rows[f"max_pixel_diff_{name}_vs_stock"] = int(np.abs(r["pixels"].astype(np.int16) - ref).max())
+    return rows
+
+
+def _load(args):
+    from engine.model_loader import load_model
+
+    start = time.perf_counter()
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    return model, time.perf_counter() - start
+
+
+def _child(args) -> int:
+    """Peak RSS of one mode (warm-up + one run) in this fresh process, written for the parent."""
+    model, _ = _load(args)
+    rss_loaded = _rss_mb()
+    measure_modes([args.only], model, build_spec(args, model), 1)
+    peak = _rss_mb()
+    (Path(args.child_out) / f"{args.only}.json").write_text(
+        json.dumps({"peak_mb": peak, "gen_peak_mb": max(0.0, peak - rss_loaded)}))
+    return 0
+
+
+def run_all(args) -> dict[str, Any]:
+    import torch
+
+    modes = args.modes.split(",")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise SystemExit(f"Unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}.")
+    model, load_s = _load(args)
+    spec = build_spec(args, model)
+    spec.validate(model.vae_scale_factor)
+    info = {"model": args.model, "family": model.family, "device": model.device,
+            "dtype": str(model.dtype).replace("torch.", ""), "size": f"{spec.width}x{spec.height}",
+            "batch": len(spec.prompts), "steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
+            "repeats": args.repeats, "load_s": round(load_s, 3), "torch": torch.__version__}
+    res = measure_modes(modes, model, spec, args.repeats)
+    info["timing"] = (f"median and min of {args.repeats} interleaved rounds (order alternating) after one warm-up "
+                      "run (2 steps) per mode")
+    if model.device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["memory_method"] = "torch.cuda.max_memory_allocated per run (weights included), reset between runs"
+    else:
+        del model
+        info["memory_method"] = ("peak RSS (ru_maxrss) of a fresh subprocess per mode running one generation, "
+                                 "weights and libraries included; *_gen_peak_mb = growth of that peak during "
+                                 "generation")
+        with tempfile.TemporaryDirectory() as tmp:
+            for m in modes:
+                cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv, "--only", m, "--child-out", tmp]
+                subprocess.run(cmd, check=True, cwd=ROOT)
+                res[m].update(json.loads((Path(tmp) / f"{m}.json").read_text()))
+    return info | derived_rows(res)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--size", default=None, help="WxH (default: the model's native size)")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=5.0)
+    p.add_argument("--scheduler", default="ddim", choices=("ddim", "euler"))
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON (default: aligned text)")
+    p.add_argument("--only", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.argv = [a for a in argv if a != "--json"]
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    if args.only:
+        return _child(args)
+    rows = run_all(args)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for k, v in rows.items():
+            print(f"{k:32s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
