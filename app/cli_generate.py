@@ -57,6 +57,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--no-query-blend", action="store_true", help="switch vanilla-query blending off")
     c.add_argument("--dropout", type=float, default=None, help="attention dropout (default 0.5)")
     c.add_argument("--debug-masks", action="store_true", help="also write <name>_mask.png subject overlays")
+    i = p.add_argument_group("Saved characters")
+    i.add_argument("--save-identity", metavar="FILE", default=None,
+                   help="save the set's anchors as a character identity (.character)")
+    i.add_argument("--name", default=None, help="the character's name for --save-identity (default: the file name)")
+    i.add_argument("--identity", metavar="FILE", action="append", default=[],
+                   help="make new panels for a saved character (repeatable: several characters in one panel); "
+                        "its subject words, steps, scheduler and guidance are used")
     p.set_defaults(run=run)
     return p
 
@@ -88,7 +95,16 @@ def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (102
                                           ("--no-share", args.no_share), ("--no-query-blend", args.no_query_blend),
                                           ("--dropout", args.dropout is not None), ("--debug-masks", args.debug_masks))
                     if on]
-    if method_flags and not subjects:
+    identities = getattr(args, "identity", []) or []
+    save_identity = getattr(args, "save_identity", None)
+    if identities and (subjects or [f for f in method_flags if f != "--debug-masks"] or args.vanilla):
+        raise UsageError("--identity takes its subject words and settings from the saved character; "
+                         "drop --subject and the ConsiStory options.")
+    if identities and save_identity:
+        raise UsageError("--save-identity stores a new set's anchors; it cannot be combined with --identity.")
+    if save_identity and (not subjects or args.vanilla):
+        raise UsageError("--save-identity needs a consistent set: give its --subject word (and no --vanilla).")
+    if method_flags and not subjects and not (identities and method_flags == ["--debug-masks"]):
         raise UsageError(f"{method_flags[0]} is a ConsiStory option and needs at least one --subject word.")
     consistory = None
     if subjects and not args.vanilla:
@@ -136,6 +152,32 @@ def _prepare_out(out: str) -> Path:
     return folder
 
 
+def _generate_for_identities(model, args, spec, on_step):
+    """New panels for saved characters (their anchor caches are built on first use)."""
+    from engine.identity import read_identity
+    from engine.identity.identities import generate_with_identities
+
+    identities = [read_identity(Path(f).expanduser()) for f in args.identity]
+    size = parse_size(args.size) if args.size else (identities[0].width, identities[0].height)
+    print(f"Characters: {', '.join(i.name for i in identities)} "
+          f"({identities[0].steps} steps, from the first character)", file=sys.stderr)
+    return generate_with_identities(model, prompts=spec.prompts, seeds=spec.seeds, identities=identities,
+                                    width=size[0], height=size[1], negative_prompt=args.negative or None,
+                                    on_step=on_step)
+
+
+def _save_identity(model, args, spec, result) -> None:
+    from engine.identity import write_identity
+    from engine.identity.identities import identity_from_set
+
+    path = Path(args.save_identity).expanduser()
+    ident = identity_from_set(model, spec, result, name=args.name or path.stem,
+                              description=spec.prompts[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_identity(ident, path)
+    print(f"Saved the character '{ident.name}' ({len(ident.anchor_prompts)} anchors) to {path}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -153,6 +195,9 @@ def _run(args: argparse.Namespace) -> int:
         spec_from_args(args).validate(vae_scale_factor=1)
     except EngineError as exc:
         raise UsageError(str(exc)) from exc
+    for f in args.identity:
+        if not Path(f).expanduser().is_file():
+            raise UsageError(f"The character file {f} does not exist; give the path of a .character file.")
     folder = _prepare_out(args.out)
     from app.model_choice import default_model_source
 
@@ -175,7 +220,12 @@ def _run(args: argparse.Namespace) -> int:
         def on_step(info) -> None:
             print(f"  step {info.step}/{info.total}", file=sys.stderr)
 
-        result = generate(model, spec, on_step=on_step)
+        if args.identity:
+            result = _generate_for_identities(model, args, spec, on_step)
+        else:
+            result = generate(model, spec, on_step=on_step)
+        if args.save_identity:
+            _save_identity(model, args, spec, result)
     except Cancelled:
         print("Cancelled; nothing was written.", file=sys.stderr)
         return 130
@@ -199,6 +249,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Wrote {png}", file=sys.stderr)
     if args.json:
         summary = {"model": model.describe(), "images": files, "seconds": round(time.perf_counter() - started, 3),
-                   "consistory": spec.consistory is not None}
+                   "consistory": spec.consistory is not None or bool(args.identity),
+                   "identity_saved": args.save_identity}
         print(json.dumps(summary, indent=2, default=str))
     return 0

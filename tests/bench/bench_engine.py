@@ -37,10 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-__all__ = ["MODES", "mode_vanilla", "mode_stock", "measure_modes", "derived_rows", "main"]
+__all__ = ["MODES", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single", "mode_identity_panel",
+           "measure_modes", "derived_rows", "main"]
 
 PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
-           "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city")
+           "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city",
+           "a fox sleeping by a campfire at night")
 
 
 def build_spec(args: argparse.Namespace, model):
@@ -79,7 +81,60 @@ def mode_stock(model, spec) -> list:
                     output_type="pil").images
 
 
-MODES: dict[str, Callable[[Any, Any], list]] = {"vanilla": mode_vanilla, "stock": mode_stock}
+def mode_consistory(model, spec) -> list:
+    """The whole batch as one ConsiStory set (the first 2 prompts are the anchors; default settings)."""
+    import dataclasses
+
+    from engine.consistory.config import ConsistoryConfig
+    from engine.generate import generate
+
+    return generate(model, dataclasses.replace(spec, subjects=("fox",), consistory=ConsistoryConfig())).images
+
+
+def mode_vanilla_single(model, spec) -> list:
+    """One plain image (the third prompt): the reference for a new panel of a saved character."""
+    import dataclasses
+
+    from engine.generate import generate
+
+    return generate(model, dataclasses.replace(spec, prompts=spec.prompts[2:3], seeds=spec.seeds[2:3])).images
+
+
+_IDENTITY: dict[str, Any] = {}
+
+
+def _identity(model, spec):
+    """A saved character made from the batch's 2 anchor prompts (built once; its anchor cache warm after the
+    warm-up run)."""
+    key = (model.fingerprint, spec.width, spec.height, spec.steps)
+    if _IDENTITY.get("key") != key:
+        from engine.identity import read_identity, write_identity
+        from engine.identity.cache_store import AnchorCacheStore
+        from engine.identity.identities import create_identity
+
+        ident = create_identity(model, name="bench", description="a fox", subjects=("fox",),
+                                anchor_prompts=spec.prompts[:2], anchor_seeds=spec.seeds[:2], width=spec.width,
+                                height=spec.height, steps=spec.steps, guidance=spec.guidance,
+                                scheduler=spec.scheduler)
+        path = Path(tempfile.mkdtemp()) / "bench.character"
+        write_identity(ident, path)
+        _IDENTITY.update(key=key, identity=read_identity(path), file_bytes=path.stat().st_size,
+                         store=AnchorCacheStore())
+    return _IDENTITY
+
+
+def mode_identity_panel(model, spec) -> list:
+    """One new panel (the third prompt) for a saved character, anchor cache warm (built in the warm-up)."""
+    from engine.identity.identities import generate_with_identities
+
+    ident = _identity(model, spec)
+    return generate_with_identities(model, prompts=spec.prompts[2:3], seeds=spec.seeds[2:3],
+                                    identities=[ident["identity"]], store=ident["store"]).images
+
+
+MODES: dict[str, Callable[[Any, Any], list]] = {
+    "vanilla": mode_vanilla, "stock": mode_stock, "consistory": mode_consistory,
+    "vanilla_single": mode_vanilla_single, "identity_panel": mode_identity_panel}
 
 
 class _UnetCounter:
@@ -105,8 +160,8 @@ def measure_modes(names: list[str], model, spec, repeats: int) -> dict[str, dict
     import torch
 
     cuda = model.device.startswith("cuda")
-    for name in names:  # warm-up: kernels, allocator, caches
-        MODES[name](model, dataclasses.replace(spec, steps=min(2, spec.steps)))
+    for name in names:  # warm-up: kernels, allocator, caches (and the identity's anchor cache, at full steps)
+        MODES[name](model, spec if name == "identity_panel" else dataclasses.replace(spec, steps=min(2, spec.steps)))
     res: dict[str, dict[str, Any]] = {n: {"all_seconds": [], "peak_mb": None, "unet_passes": 0} for n in names}
     images: dict[str, list] = {}
     for r in range(repeats):
@@ -157,13 +212,22 @@ def derived_rows(res: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if res["consistory"]["peak_mb"] and res["vanilla"]["peak_mb"]:
             rows["ratio_peak_mem"] = round(res["consistory"]["peak_mb"] / res["vanilla"]["peak_mb"], 4)
         rows["unet_passes"] = res["consistory"]["unet_passes"]
+        rows["vanilla_unet_passes"] = res["vanilla"]["unet_passes"]
+    if "identity_panel" in res and "vanilla_single" in res:
+        rows["ratio_identity_panel"] = round(res["identity_panel"]["seconds"] / res["vanilla_single"]["seconds"], 4)
+        if _IDENTITY.get("file_bytes"):
+            rows["identity_file_bytes"] = _IDENTITY["file_bytes"]
+            caches = list(_IDENTITY["store"]._memory.values())
+            if caches:
+                rows["identity_cache_bytes"] = caches[0].nbytes()
     if "stock" in res:
         import numpy as np
 
         ref = res["stock"]["pixels"].astype(np.int16)
         for name, r in res.items():
-            if name != "stock" and r["pixels"].shape == ref.shape:
-                rows[f"max_pixel_diff_{name}_vs_stock"] = int(np.abs(r["pixels"].astype(np.int16) - ref).max())
+            if name in ("stock", "consistory") or r["pixels"].shape != ref.shape:
+                continue
+            rows[f"max_pixel_diff_{name}_vs_stock"] = int(np.abs(r["pixels"].astype(np.int16) - ref).max())
     return rows
 
 
@@ -224,14 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny")
     p.add_argument("--size", default=None, help="WxH (default: the model's native size)")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=5, help="images per set (ConsiStory: 2 anchors + the rest)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=5.0)
     p.add_argument("--scheduler", default="ddim", choices=("ddim", "euler"))
     p.add_argument("--dtype", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated modes to run")
+    p.add_argument("--modes", default="vanilla,stock,consistory,vanilla_single,identity_panel",
+                   help=f"comma-separated modes to run (known: {', '.join(MODES)})")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (default: aligned text)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
