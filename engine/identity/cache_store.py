@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from .anchor_build import build_anchor_cache
 from .anchor_cache import AnchorCache
 from .identity_file import Identity
 
@@ -70,8 +71,6 @@ class AnchorCacheStore:
 
     def get(self, model: "LoadedModel", identity: Identity, *, should_cancel: Callable[[], bool] | None = None
             ) -> AnchorCache:
-        from .identities import build_anchor_cache
-
         key = self.key(model, identity)
         if key in self._memory:
             self._memory.move_to_end(key)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
 import torch
 
 from ..consistory.config import ConsistoryConfig
 from ..errors import InvalidRequestError
 from ..request import GenerationResult, GenerationSpec, StepCallback
-from .anchor_cache import AnchorRecorder, IdentityBank
+from .anchor_build import anchor_spec, build_anchor_cache
+from .anchor_cache import IdentityBank
 from .cache_store import AnchorCacheStore
 from .identity_file import Identity, IdentityError
 
@@ -32,14 +32,6 @@ def _versions() -> dict[str, str]:
     import diffusers
 
     return {"torch": torch.__version__, "diffusers": diffusers.__version__}
-
-
-def anchor_spec(identity: Identity) -> GenerationSpec:
-    cfg = ConsistoryConfig.from_dict({**identity.config, "anchors": len(identity.anchor_prompts)})
-    return GenerationSpec(prompts=identity.anchor_prompts, seeds=identity.anchor_seeds, width=identity.width,
-                          height=identity.height, steps=identity.steps, guidance=identity.guidance,
-                          scheduler=identity.scheduler, negative_prompt=identity.negative_prompt,
-                          subjects=identity.subjects, consistory=cfg)
 
 
 def identity_from_set(model: "LoadedModel", spec: GenerationSpec, result: GenerationResult, *, name: str,
@@ -81,21 +73,6 @@ def check_model(identity: Identity, model: "LoadedModel") -> None:
             f"The character '{identity.name}' was made with another model ({identity.model.get('source', '?')}, "
             f"fingerprint {made_with}); the current model is {model.source} ({model.fingerprint}).",
             hint="Switch back to that model, or re-create the character's anchors on the current model.")
-
-
-def build_anchor_cache(model: "LoadedModel", identity: Identity, *, on_step: StepCallback | None = None,
-                       should_cancel: Callable[[], bool] | None = None):
-    """Run the identity's anchors alone and record their cache. Returns (cache, max pixel drift vs the saved
-    anchor images, 0–255)."""
-    from ..consistory.pipeline import generate_consistent
-
-    recorder = AnchorRecorder(identity.subjects)
-    result = generate_consistent(model, anchor_spec(identity), noise=identity.noise, bank=recorder,
-                                 on_step=on_step, should_cancel=should_cancel)
-    drift = 0
-    for new, old in zip(result.images, identity.anchor_images):
-        drift = max(drift, int(np.abs(np.asarray(new, np.int16) - np.asarray(old, np.int16)).max()))
-    return recorder.cache, drift
 
 
 def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], seeds: tuple[int, ...],
