@@ -14,6 +14,13 @@ Contract (QtCore only):
 - ``cancel_now()`` makes the engine raise at its next step boundary (nothing is decoded or written) and drops
   the pending jobs; ``cancel_after_current()`` and ``clear()`` drop the pending jobs and let the running one
   finish. Dropped jobs are reported as ``job_failed(id, "cancelled", ...)``.
+- ``model_key`` is the (source, device, dtype, cpu_offload) later jobs use (``("preloaded", ...)`` after
+  ``set_model``); ``is_running()`` tells whether the worker thread is alive (false after ``shutdown``).
+- ``warm_up()`` asks the idle worker to import the engine (torch, diffusers, the pipelines) before the first job,
+  so the first job does not pay for it; it runs on the worker thread, never blocks the caller, and ``warmed_up``
+  is emitted when it is done. (The import still holds the GIL in C code for up to ~250 ms at a time, so the GUI
+  may stutter once while it runs; better while idle than while a job runs.)
+- Jobs are ``app.job_plan.Job``s or ``app.anchor_jobs.CharacterJob``s (anything ``app.job_runner.run_job`` runs).
 - ``shutdown()`` (also connected to ``QCoreApplication.aboutToQuit``) cancels, then ``thread.quit(); wait()`` from
   the owning thread. The owner must call it (or quit the app) before dropping the queue.
 """
@@ -80,6 +87,7 @@ class _Worker(QObject):
     finished = Signal(str, list)
     failed = Signal(str, str, str, str)
     status = Signal(str)
+    warmed = Signal()
 
     def __init__(self, cancel: threading.Event, preview_every: int):
         super().__init__()
@@ -106,6 +114,20 @@ class _Worker(QObject):
 
     def _load_progress(self, text: str, fraction: float | None = None) -> None:
         self.status.emit(f"{text} ({round(100 * fraction)} %)" if fraction is not None else str(text))
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Import the engine's heavy modules on this thread (a no-op once imported)."""
+        try:  # the modules whose import holds the GIL longest (measured: 100-250 ms each, in C code)
+            import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion  # noqa: F401
+            import diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl  # noqa: F401
+
+            import engine.consistory.pipeline  # noqa: F401
+            import engine.generate  # noqa: F401 - torch, diffusers
+            import engine.model_loader  # noqa: F401
+        except Exception:  # noqa: BLE001 - the first job reports any real problem
+            traceback.print_exc()
+        self.warmed.emit()
 
     @Slot(object)
     def run(self, request: _Request) -> None:
@@ -148,7 +170,9 @@ class JobQueue(QObject):
     job_finished = Signal(str, list)
     job_failed = Signal(str, str, str, str)
     model_status = Signal(str)
+    warmed_up = Signal()
     _dispatch = Signal(object)
+    _warm = Signal()
 
     def __init__(self, folder: str | Path | None = None, parent: QObject | None = None, *, preview_every: int = 2):
         super().__init__(parent)
@@ -168,11 +192,13 @@ class JobQueue(QObject):
         self._worker = _Worker(self._cancel, preview_every)
         self._worker.moveToThread(self._thread)
         self._dispatch.connect(self._worker.run)
+        self._warm.connect(self._worker.warm_up)
         self._worker.started.connect(self._on_started)
         self._worker.progress.connect(self._on_progress)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.status.connect(self._on_status)
+        self._worker.warmed.connect(self.warmed_up)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -194,6 +220,21 @@ class JobQueue(QObject):
     def set_project(self, project: Project | None, folder: str | Path) -> None:
         """Where results go (``project`` only matters while the folder has no project.json yet)."""
         self._project, self._folder = project, Path(folder)
+
+    @property
+    def model_key(self) -> tuple:
+        """(source, device, dtype, cpu_offload) of the model later jobs use; ``("preloaded", ...)`` after
+        ``set_model``."""
+        return self._model_key
+
+    def is_running(self) -> bool:
+        """Whether the worker thread is alive (it is from construction until ``shutdown``)."""
+        return self._thread.isRunning()
+
+    def warm_up(self) -> None:
+        """Import torch/diffusers on the idle worker thread now rather than when the first job starts."""
+        if not self._closed:
+            self._warm.emit()
 
     # -- queue ----------------------------------------------------------------------------------------------------
     def enqueue(self, job: Job) -> None:

@@ -1,20 +1,25 @@
-"""Character editor: name, description, subject word(s), anchor prompts; generate anchor candidates, re-roll one,
-pick the ones that define the character, see them side by side as a character sheet; the likeness default
-(dropout); library and ``.character`` file actions (wired when ``app.character_library`` exists).
+"""Character editor: name, description, subject word(s), anchor prompts; generate the anchors (the character's
+identity, made on the worker thread), re-roll one, pick the ones that define the character, see them side by side
+as a character sheet (read from the identity file); the likeness default (dropout); library and ``.character``
+file actions (``library_action_requested``).
 
-Every change goes through ``push_edit`` (undoable); generation leaves as ``generate_anchors_requested``.
+Every change goes through ``push_command`` (undoable). Changing what the anchors are drawn from (subject words,
+anchor prompts, seeds) drops the character's identity in the same undo step, since it no longer shows the
+character. An identity made with another model than the current one (``current_model``) shows a notice with
+"Re-create anchors on this model". Generation leaves as ``generate_anchors_requested``.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QUndoStack
-from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from app.anchor_jobs import find_anchor_assets
+from app.anchor_jobs import read_sheet, sheet_matches
 from app.app_session import AppSession, ProjectChange
 from app.commands import EditCharacter
 from app.project_model import default_anchor_prompts
@@ -41,6 +46,7 @@ class CharacterEditor(QWidget):
         self._session, self._stack, self._images = session, stack, images
         self._character_id = ""
         self._loading = False
+        self.current_model: Callable[[], str | None] = lambda: None  # the model source jobs use now
 
         self.heading = QLabel()
         self.heading.setStyleSheet("font-size: 16px; font-weight: bold;")
@@ -85,9 +91,13 @@ class CharacterEditor(QWidget):
         self.generate_button.setObjectName("character_generate")
         self.generate_button.setToolTip("Draw the anchor pictures that define how this character looks.")
         self.reroll_button = QPushButton("Re-roll selected")
+        self.reroll_button.setObjectName("character_reroll")
         self.reroll_button.setToolTip("Give the selected anchor a new seed and draw the anchors again.")
         self.pick_button = QPushButton("Keep only checked")
-        self.pick_button.setToolTip("The checked anchors define the character; unchecked ones are dropped.")
+        self.pick_button.setObjectName("character_keep_checked")
+        self.pick_button.setToolTip("The checked anchors define the character; unchecked ones are dropped and the "
+                                    "kept ones are drawn again together (anchors shape each other, so they may "
+                                    "change a little).")
         actions = QHBoxLayout()
         for b in (self.generate_button, self.reroll_button, self.pick_button):
             actions.addWidget(b)
@@ -100,6 +110,26 @@ class CharacterEditor(QWidget):
         self.anchors.setFlow(QListWidget.Flow.LeftToRight)
         self.anchors.setWrapping(False)
         self.anchors.setMinimumHeight(200)
+        self.anchors.setSpacing(6)
+        self.anchors.setWordWrap(True)
+        self.anchors.setGridSize(QSize(190, 230))
+        self.anchors.setMovement(QListWidget.Movement.Static)
+        self.sheet_info = QLabel()
+        self.sheet_info.setObjectName("character_sheet_info")
+        self.sheet_info.setWordWrap(True)
+
+        self.model_banner = QFrame()
+        self.model_banner.setObjectName("character_model_banner")
+        self.model_banner.setStyleSheet("QFrame#character_model_banner { background: #fff3d6; "
+                                        "border: 1px solid #e0b050; border-radius: 4px; }")
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.recreate_button = QPushButton("Re-create anchors on this model")
+        self.recreate_button.setObjectName("character_recreate")
+        banner = QHBoxLayout(self.model_banner)
+        banner.addWidget(self.model_label, 1)
+        banner.addWidget(self.recreate_button)
+        self.model_banner.hide()
 
         self.library_buttons: dict[str, QPushButton] = {}
         library_row = QHBoxLayout()
@@ -116,8 +146,11 @@ class CharacterEditor(QWidget):
         layout.addWidget(self.heading)
         layout.addLayout(form)
         layout.addLayout(actions)
-        layout.addWidget(QLabel("Character sheet (anchor pictures; checked ones define the character):"))
+        layout.addWidget(self.model_banner)
+        layout.addWidget(QLabel("<b>Character sheet</b> — the anchor pictures; the checked ones define the "
+                                "character:"))
         layout.addWidget(self.anchors, 1)
+        layout.addWidget(self.sheet_info)
         layout.addLayout(library_row)
 
         self.name_edit.textEdited.connect(lambda t: self._edit("Rename character", {"name": t}, "name"))
@@ -127,6 +160,7 @@ class CharacterEditor(QWidget):
         self.dropout_slider.valueChanged.connect(
             lambda v: self._edit("Change likeness / pose variety", {"dropout": v / 100}, "dropout"))
         self.generate_button.clicked.connect(lambda: self.generate_anchors_requested.emit(self._character_id))
+        self.recreate_button.clicked.connect(lambda: self.generate_anchors_requested.emit(self._character_id))
         self.reroll_button.clicked.connect(self._reroll)
         self.pick_button.clicked.connect(self._keep_checked)
         session.project_edited.connect(self._on_edited)
@@ -152,20 +186,47 @@ class CharacterEditor(QWidget):
             self._load()
 
     def refresh_anchors(self) -> None:
+        """Rebuild the character sheet from the character's identity file (placeholders while it has none)."""
         c = self._character()
         if c is None:
             return
         self.anchors.clear()
-        assets = find_anchor_assets(self._session.folder, c)
+        folder = self._session.folder
+        sheet = read_sheet(folder, c.identity_file)
+        usable = sheet is not None and sheet_matches(sheet, c)
         for i, (prompt, seed) in enumerate(zip(c.anchor_prompts, c.anchor_seeds)):
-            asset = assets[i]
-            pix = self._images.asset(self._session.folder, asset, 160) or placeholder_pixmap(
-                160, "Not drawn yet.\nPress “Generate anchors”.")
-            item = QListWidgetItem(QIcon(pix), f"{prompt[:40]}\nseed {seed}")
+            pix = self._images.png(f"{folder}/{c.identity_file}:{i}", sheet.anchor_pngs[i], 160) \
+                if usable and i < len(sheet.anchor_pngs) else None
+            pix = pix or placeholder_pixmap(160, "Not drawn yet.\nPress “Generate anchors”.")
+            item = QListWidgetItem(QIcon(pix), f"{i + 1}. {_short(prompt)}\nseed {seed}")
+            item.setToolTip(f"{prompt}\nseed {seed}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked)
             item.setData(Qt.ItemDataRole.UserRole, i)
             self.anchors.addItem(item)
+        if usable:
+            self.sheet_info.setText(f"Saved identity: made with “{sheet.model_source}” at {sheet.width}×"
+                                    f"{sheet.height} px, {sheet.steps} steps; in the character library. Panels "
+                                    "with this character are drawn against these anchors.")
+        elif c.identity_file:
+            self.sheet_info.setText("The saved identity file cannot be read or no longer matches; press "
+                                    "“Generate anchors” to make it again.")
+        else:
+            self.sheet_info.setText("No anchors yet: press “Generate anchors” (they are drawn in the background "
+                                    "and saved to the character library).")
+        current = self.current_model()
+        other = usable and current is not None and sheet.model_source != current
+        if other:
+            self.model_label.setText(f"These anchors were made with the model “{sheet.model_source}”, but the "
+                                     f"current model is “{current}”: panels with {c.name or 'this character'} "
+                                     "cannot be drawn until the anchors are re-created on this model (or you "
+                                     "switch back in Model → Model…).")
+        self.model_banner.setVisible(bool(other))
+        self.library_buttons["save"].setEnabled(bool(c.identity_file))
+        self.library_buttons["export"].setEnabled(bool(c.identity_file))
+        tip = "" if c.identity_file else "Generate the anchors first: they are what is saved."
+        self.library_buttons["save"].setToolTip(tip)
+        self.library_buttons["export"].setToolTip(tip)
 
     def _load(self) -> None:
         c = self._character()
@@ -215,6 +276,9 @@ class CharacterEditor(QWidget):
         if all(getattr(c, k) == v for k, v in fields.items()):
             self.problem_label.hide()
             return
+        if c.identity_file and any(getattr(c, k) != fields[k] for k in ("subjects", "anchor_prompts",
+                                                                          "anchor_seeds")):
+            fields["identity_file"] = None  # the saved anchors no longer show this character
         error = push_command(self._stack, self._session, EditCharacter(c.id, **fields),
                              ProjectChange.of("character", c.id, initiator=self), f"character-identity:{c.id}")
         self.problem_label.setText(error or "")
@@ -228,7 +292,7 @@ class CharacterEditor(QWidget):
         i = item.data(Qt.ItemDataRole.UserRole)
         seeds = list(c.anchor_seeds)
         seeds[i] = random.randrange(2**31 - 1)
-        self._edit(f"Re-roll anchor {i + 1}", {"anchor_seeds": tuple(seeds)})
+        self._edit(f"Re-roll anchor {i + 1}", {"anchor_seeds": tuple(seeds), "identity_file": None})
         self.refresh_anchors()
         self.generate_anchors_requested.emit(c.id)
 
@@ -242,9 +306,19 @@ class CharacterEditor(QWidget):
             return
         self.prompts_edit.blockSignals(True)
         self._edit("Keep chosen anchors", {"anchor_prompts": tuple(c.anchor_prompts[i] for i in keep),
-                                           "anchor_seeds": tuple(c.anchor_seeds[i] for i in keep)})
+                                           "anchor_seeds": tuple(c.anchor_seeds[i] for i in keep),
+                                           "identity_file": None})
         self.prompts_edit.blockSignals(False)
         self._load()
+        self.generate_anchors_requested.emit(c.id)
+
+
+def _short(text: str, limit: int = 44) -> str:
+    """``text`` cut at a word boundary with "…" when longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return f"{cut}…"
 
 
 def _seeds_for(c, n: int) -> tuple[int, ...]:

@@ -3,8 +3,9 @@
 GUI thread only. Panel sizes follow their page slot's shape (longest side = the ``max_size`` setting, rounded
 to what the model accepts) and are set by an undoable edit before planning. Finished panel images are applied
 with ``app.job_runner.apply_results`` outside the undo stack (the images are on disk and referenced in
-``project.json`` already); finished anchor jobs only announce ``anchors_ready`` (their pictures are found on
-disk by ``app.anchor_jobs.find_anchor_assets``).
+``project.json`` already). A finished character job (``app.anchor_jobs.CharacterJob``: the character's identity,
+made on the worker thread) sets the character's ``identity_file`` as an undoable edit, unless the character was
+changed meanwhile, and announces ``anchors_ready``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import replace
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from app.anchor_jobs import anchor_character, is_anchor_job, plan_anchor_job
+from app.anchor_jobs import CharacterJob, plan_character_job
 from app.app_session import AppSession, ProjectChange
-from app.commands import EditPanel
+from app.commands import EditCharacter, EditPanel
 from app.job_plan import Job, plan_jobs
 from app.job_queue import JobQueue
 from app.job_runner import apply_results
@@ -70,7 +71,7 @@ class GenerationController(QObject):
         self.stack = stack
         self.queue = queue if queue is not None else JobQueue(preview_every=max(0, settings.preview_every),
                                                               parent=self)
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Job | CharacterJob] = {}
         dock.set_queue(self.queue)
         self.queue.job_finished.connect(self._on_finished)
         session.project_changed.connect(self._on_project_changed)
@@ -83,10 +84,15 @@ class GenerationController(QObject):
 
     def apply_model_settings(self) -> None:
         s = self._settings
-        if getattr(self.queue, "_model_key", ("preloaded",))[0] == "preloaded":
+        if self.queue.model_key[0] == "preloaded":
             return  # a test or bench handed the queue a loaded model
         self.queue.set_model_source(self.model_source(), None if s.device == "auto" else s.device,
                                     None if s.precision == "auto" else s.precision, s.cpu_offload)
+
+    def current_model_source(self) -> str | None:
+        """The model source later jobs use (``None`` when a test handed the queue a loaded model)."""
+        source = self.queue.model_key[0]
+        return None if source == "preloaded" else str(source)
 
     def _multiple(self) -> int:
         return 16 if self.model_source().startswith("tiny") else 64
@@ -108,23 +114,27 @@ class GenerationController(QObject):
             return False
         return True
 
-    def _enqueue(self, job: Job, title: str) -> None:
+    def _enqueue(self, job: Job | CharacterJob, title: str) -> None:
         self._jobs[job.id] = job
         self._dock.set_title(job.id, title)
         self.queue.enqueue(job)
 
     def generate_anchors(self, character_id: str) -> None:
+        """Queue the job that draws the character's anchors and saves them as its identity (also: re-create
+        them on the current model)."""
         if not self._ready():
             return
         c = self._session.character(character_id)
+        if c is None:
+            return
         side = self._settings.max_size
         try:
-            job = plan_anchor_job(self._session.project, character_id, size=size_for(1.0, side, self._multiple()),
-                                  steps=self._settings.steps)
+            job = plan_character_job(self._session.project, character_id,
+                                     size=size_for(1.0, side, self._multiple()), steps=self._settings.steps)
         except ProjectError as exc:
             self.error.emit(f"Cannot draw the anchors of {c.name or 'this character'}: {exc}")
             return
-        self._enqueue(job, f"Anchors of {c.name or 'character'}")
+        self._enqueue(job, job.title)
 
     def _fit_to_slot(self, panel_id: str) -> None:
         panel = self._session.panel(panel_id)
@@ -182,12 +192,30 @@ class GenerationController(QObject):
         job = self._jobs.pop(job_id, None)
         if job is None:
             return
-        if is_anchor_job(job):
-            self.anchors_ready.emit(anchor_character(job))
+        if isinstance(job, CharacterJob):
+            self._identity_made(job, asset_ids[0] if asset_ids else "")
         elif self._session.project is not None:
             self._session.apply(apply_results(self._session.project, job, asset_ids),
                                 ProjectChange(frozenset({"panel", "asset"}), frozenset(job.panel_ids), self))
         self.job_done.emit()
+
+    def _identity_made(self, job: CharacterJob, identity_file: str) -> None:
+        now = self._session.character(job.character_id)
+        then = job.character
+        if now is None or not identity_file:
+            return
+        if (now.subjects, now.anchor_prompts, now.anchor_seeds) != (then.subjects, then.anchor_prompts,
+                                                                    then.anchor_seeds):
+            self.error.emit(f"{now.name or 'The character'} was changed while its anchors were drawn, so they "
+                            "were not used. Press “Generate anchors” again.")
+            return
+        if self.stack is not None:
+            push_command(self.stack, self._session, EditCharacter(now.id, identity_file=identity_file),
+                         ProjectChange.of("character", now.id, initiator=self))
+        else:
+            self._session.apply(self._session.project.with_character(replace(now, identity_file=identity_file)),
+                                ProjectChange.of("character", now.id, initiator=self))
+        self.anchors_ready.emit(now.id)
 
     def shutdown(self) -> None:
         self.queue.shutdown()

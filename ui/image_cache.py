@@ -52,6 +52,21 @@ class ImageCache:
             self._items.move_to_end(key)
         return pix
 
+    def png(self, key: str, data: bytes, size: int) -> QPixmap | None:
+        """PNG bytes (e.g. an anchor inside a ``.character`` file) scaled to fit ``size``; cached under ``key``."""
+        cache_key = ("png", key, size)
+        pix = self._items.get(cache_key)  # type: ignore[arg-type]
+        if pix is None:
+            full = QPixmap()
+            if not data or not full.loadFromData(bytes(data)):
+                return None
+            pix = full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                              Qt.TransformationMode.SmoothTransformation)
+            self._items[cache_key] = pix  # type: ignore[index]
+            if len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return pix
+
     def full(self, folder: Path | None, asset_id: str | None) -> QPixmap | None:
         if folder is None or not asset_id:
             return None

@@ -24,7 +24,9 @@ from ui.project_browser import ProjectBrowser
 from ui.project_files import ProjectFiles
 from ui.queue_dock import QueueDock
 
-__all__ = ["MainWindow"]
+__all__ = ["MainWindow", "WARM_UP_DELAY_MS"]
+
+WARM_UP_DELAY_MS = 1500
 
 _WELCOME = """<h2>Welcome to Consistory Studio</h2>
 <p>Make a comic or picture book whose characters look the same in every picture:</p>
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         for editor in (self.character_editor, self.panel_editor, self.page_editor):
             editor.edit_refused.connect(self.show_status_error)
         self.generation.anchors_ready.connect(self._on_anchors_ready)
+        self.character_editor.current_model = self.generation.current_model_source
         self.files.wire_library_buttons(self.character_editor.library_buttons)
         self.generation.job_done.connect(lambda: self.files.autosave())
         self.queue_dock.fix_requested.connect(self._on_fix)
@@ -107,6 +110,8 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray(settings.window_state))
         self._update_title()
         self._show_editor("", "")
+        # Import torch/diffusers on the idle worker soon after the window is up, not when the first job starts.
+        QTimer.singleShot(WARM_UP_DELAY_MS, self, self.generation.queue.warm_up)
 
     # -- actions and menus -------------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, name: str = "", tip: str = "") -> QAction:
@@ -260,6 +265,7 @@ class MainWindow(QMainWindow):
         accepted = dialog.exec() == ModelDialog.DialogCode.Accepted
         if accepted:
             self.generation.apply_model_settings()
+            self.character_editor.refresh_anchors()
         return accepted
 
     def _on_fix(self, action: str) -> None:

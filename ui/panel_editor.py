@@ -136,6 +136,9 @@ class PanelEditor(QWidget):
         self.mask_toggle = QCheckBox("Show where each character was seen")
         self.mask_toggle.setObjectName("panel_mask_toggle")
         self.mask_toggle.toggled.connect(self._show_current)
+        self.mask_legend = QLabel()
+        self.mask_legend.setObjectName("panel_mask_legend")
+        self.mask_legend.hide()
         self.gallery = QListWidget()
         self.gallery.setObjectName("panel_alternates")
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
@@ -157,7 +160,10 @@ class PanelEditor(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.image_label, 1)
-        layout.addWidget(self.mask_toggle)
+        mask_row = QHBoxLayout()
+        mask_row.addWidget(self.mask_toggle)
+        mask_row.addWidget(self.mask_legend, 1)
+        layout.addLayout(mask_row)
         layout.addWidget(QLabel("Alternates (every picture drawn for this panel):"))
         layout.addLayout(gallery_row)
 
@@ -257,8 +263,14 @@ class PanelEditor(QWidget):
         if pix is None:
             self.image_label.setPixmap(placeholder_pixmap(240, "Not drawn yet.\nPress Generate."))
             return
+        self.mask_legend.hide()
         if self.mask_toggle.isChecked():
-            mask = self._images.asset(self._session.folder, _mask_asset(self._session.folder, panel.current), 320)
+            mask_id = _mask_asset(self._session.folder, panel.current)
+            mask = self._images.asset(self._session.folder, mask_id, 320)
+            names = {w: c.name for c in self._session.project.characters for w in c.subjects}
+            self.mask_legend.setText(_mask_legend(self._session.folder, mask_id, names) if mask is not None else
+                                     "No mask: this picture was drawn without characters.")
+            self.mask_legend.show()
             if mask is not None:
                 from PySide6.QtGui import QPainter
                 pix = pix.copy()
@@ -304,6 +316,18 @@ class PanelEditor(QWidget):
             return
         self._push(ChooseAlternate(self._panel_id, item.data(Qt.ItemDataRole.UserRole)))
         self._load()
+
+
+def _mask_legend(folder, mask_id: str | None, names: dict[str, str]) -> str:
+    """HTML: a coloured square and the character (subject word) for each colour of a mask overlay."""
+    from html import escape
+
+    from app.assets import read_sidecar
+    meta = read_sidecar(folder, mask_id) or {} if mask_id else {}
+    parts = [f'<span style="color: rgb({c[0]},{c[1]},{c[2]})">■</span> '
+             f'{escape(names[w] + f" ({w})" if names.get(w) else str(w))}'
+             for w, c in zip(meta.get("subjects") or (), meta.get("colours") or ()) if len(c) == 3]
+    return "  ".join(parts)
 
 
 def _mask_asset(folder, asset_id: str | None) -> str | None:

@@ -13,7 +13,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
-from app.anchor_jobs import find_anchor_assets
+from app.anchor_jobs import read_sheet
 from app.app_session import AppSession, ProjectChange
 from ui.image_cache import ImageCache, placeholder_pixmap
 from ui.page_items import PANEL_MIME
@@ -117,8 +117,9 @@ class ProjectBrowser(QWidget):
         if kind == "character":
             for c in project.characters:
                 words = ", ".join(c.subjects) or "no subject word yet"
-                anchor = next((a for a in find_anchor_assets(folder, c) if a), None)
-                pix = self._images.asset(folder, anchor, _THUMB) or placeholder_pixmap(
+                sheet = read_sheet(folder, c.identity_file)
+                pix = (self._images.png(f"{folder}/{c.identity_file}:0", sheet.anchor_pngs[0], _THUMB)
+                       if sheet and sheet.anchor_pngs else None) or placeholder_pixmap(
                     _THUMB, (c.name or "?")[:1].upper())
                 item = QListWidgetItem(QIcon(pix), f"{c.name or 'Unnamed'}\n{words}")
                 item.setData(Qt.ItemDataRole.UserRole, c.id)

@@ -1,6 +1,6 @@
 """File and project-structure actions of the main window: new / open / save / save as / export, autosave and the
 recovery offer, first-run sample project, adding and deleting characters, panels and pages, and the character
-library actions (wired when ``app.character_library`` exists).
+library actions (``ui.character_library_actions``).
 
 Every question is a ``QMessageBox`` whose buttons a user (or a test) clicks; errors are one sentence with what to
 do, and nothing already saved is lost.
@@ -45,6 +45,7 @@ class ProjectFiles(QObject):
         super().__init__(window)
         self.w = window
         self.last_export = None
+        self.library = None  # ui.character_library_actions.LibraryActions, made on first use
 
     @property
     def session(self):
@@ -250,33 +251,20 @@ class ProjectFiles(QObject):
 
     # -- character library -------------------------------------------------------------------------------------
     def fill_library_menu(self, menu: QMenu) -> None:
-        try:
-            import app.character_library  # noqa: F401
-        except ImportError:
-            action = menu.addAction("The character library is not installed in this build")
-            action.setEnabled(False)
-            return
         for name, label in (("save", "Save selected character to library"), ("add", "Add from library…"),
                             ("export", "Export .character file…"), ("import", "Import .character file…")):
-            menu.addAction(label, lambda a=name: self.library_action(a, self.session.selection[1]))
+            menu.addAction(label, lambda a=name: self.library_action(a, self._selected_character()))
+
+    def _selected_character(self) -> str:
+        kind, item_id = self.session.selection
+        return item_id if kind == "character" else ""
 
     def wire_library_buttons(self, buttons: dict) -> None:
-        try:
-            import app.character_library  # noqa: F401
-        except ImportError:
-            for b in buttons.values():
-                b.setEnabled(False)
-                b.setToolTip("The character library is not part of this build yet.")
+        """The editor's library buttons are always usable (each says what is missing when it cannot act)."""
 
     def library_action(self, action: str, character_id: str) -> None:
-        try:
-            from app import character_library
-        except ImportError:
-            self.w.show_error("The character library is not part of this build yet; characters stay in the "
-                              "project for now.")
-            return
-        handler = getattr(character_library, f"gui_{action}", None)
-        if handler is None:
-            self.w.show_error(f"The character library cannot “{action}” yet.")
-            return
-        handler(self, character_id)  # pragma: no cover - wired when the library lands
+        from ui.character_library_actions import LibraryActions
+
+        if self.library is None:
+            self.library = LibraryActions(self.w)
+        self.library.run(action, character_id)

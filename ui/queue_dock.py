@@ -17,7 +17,19 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-__all__ = ["QueueDock", "JobRow", "format_eta"]
+__all__ = ["QueueDock", "JobRow", "format_eta", "format_progress", "TWO_PASS_TIP"]
+
+TWO_PASS_TIP = ("Consistent pictures are drawn in two passes: the first finds where each character is and how its "
+                "anchors look, the second draws the final pictures from that point on. The count is every "
+                "denoising step of both passes together, so it is larger than the step setting.")
+
+
+def format_progress(step: int, total: int, two_pass: bool, eta: str = "") -> str:
+    """Progress-bar text: "step 4 of 20" for one pass; "denoising step 4 of 328 · 1 %" when two passes are
+    counted together (``total`` is then not the step setting, so the percentage says more)."""
+    total = max(1, total)
+    text = f"denoising step {step} of {total} · {100 * step // total} %" if two_pass else f"step {step} of {total}"
+    return f"{text} · about {eta} left" if eta else text
 
 
 def format_eta(seconds: float) -> str:
@@ -205,8 +217,10 @@ class QueueDock(QDockWidget):
         eta = ""
         if len(job.step_times) >= 2 and step > 0:
             per_step = (job.step_times[-1] - job.step_times[0]) / (len(job.step_times) - 1)
-            eta = f" · about {format_eta(per_step * (total - step))} left"
-        row.progress.setFormat(f"step {step}/{total}{eta}")
+            eta = format_eta(per_step * (total - step))
+        two_pass = self._two_pass(job_id)
+        row.progress.setFormat(format_progress(step, total, two_pass, eta))
+        row.progress.setToolTip(TWO_PASS_TIP if two_pass else "")
         if preview_png:
             pix = QPixmap()
             if pix.loadFromData(bytes(preview_png)):
@@ -214,6 +228,14 @@ class QueueDock(QDockWidget):
                 self.preview.setPixmap(pix.scaled(size.width() - 4, size.height() - 4,
                                                   Qt.AspectRatioMode.KeepAspectRatio,
                                                   Qt.TransformationMode.SmoothTransformation))
+
+    def _two_pass(self, job_id: str) -> bool:
+        """Whether the job is a ConsiStory one (its step total counts both passes)."""
+        job = self._queue.job(job_id) if hasattr(self._queue, "job") else None
+        if job is None:
+            return False
+        spec = getattr(job, "spec", None)
+        return job.kind == "character" or getattr(spec, "consistory", None) is not None
 
     def _finish(self, job_id: str, state: str, text: str) -> None:
         if job_id not in self._jobs:

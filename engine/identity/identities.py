@@ -78,7 +78,7 @@ def check_model(identity: Identity, model: "LoadedModel") -> None:
 def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], seeds: tuple[int, ...],
                              identities: list[Identity], width: int | None = None, height: int | None = None,
                              store: AnchorCacheStore | None = None, negative_prompt: str | None = None,
-                             on_step: StepCallback | None = None,
+                             on_step: StepCallback | None = None, preview_every: int = 0,
                              should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
     """New panels attending to saved characters. Every prompt must contain every character's subject word(s).
 
@@ -107,6 +107,7 @@ def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], 
     store = store or AnchorCacheStore.default()
     caches = [store.get(model, ident, should_cancel=should_cancel) for ident in identities]
     bank = IdentityBank(caches, subjects)
-    result = generate_consistent(model, spec, bank=bank, on_step=on_step, should_cancel=should_cancel)
+    result = generate_consistent(model, spec, bank=bank, on_step=on_step, should_cancel=should_cancel,
+                                 preview_every=preview_every)
     result.recipe["identities"] = [{"name": i.name, "fingerprint": store.key(model, i)} for i in identities]
     return result

@@ -112,7 +112,7 @@ def setup(qapp, tmp_path, monkeypatch, tiny_sdxl):
     recorder = Recorder(queue)
     yield queue, recorder, project, Gate(monkeypatch, tmp_path), tmp_path
     queue.shutdown()
-    assert queue._thread.isFinished()
+    assert not queue.is_running()
 
 
 def test_each_job_is_committed_before_the_next_starts(setup):
@@ -179,7 +179,7 @@ def test_shutdown_with_a_running_job_joins_the_thread(setup):
         queue.enqueue(plan_jobs(project, max_batch=1)[0])
         wait_until(lambda: rec.of("progress"))
         queue.shutdown()
-        assert queue._thread.isFinished() and not queue._thread.isRunning()
+        assert not queue.is_running()
         queue.shutdown()  # idempotent
     finally:
         qInstallMessageHandler(previous)
@@ -198,3 +198,20 @@ def test_a_model_that_cannot_load_fails_as_model(setup):
     (_, job_id, kind, message, hint), = rec.of("failed")
     assert (job_id, kind) == (job.id, "model") and message and hint
     assert any("no-such-model" in e[1] for e in rec.of("status"))
+
+
+def test_public_state_and_warm_up(qtbot):
+    import sys
+
+    queue = JobQueue(preview_every=0)
+    try:
+        assert queue.is_running() and queue.model_key[1:] == (None, None, False)
+        queue.set_model_source("tiny-sd15", "cpu", "float32", True)
+        assert queue.model_key == ("tiny-sd15", "cpu", "float32", True)
+        with qtbot.waitSignal(queue.warmed_up, timeout=120_000):
+            queue.warm_up()
+        assert "engine.consistory.pipeline" in sys.modules and queue.is_idle()
+    finally:
+        queue.shutdown()
+    assert not queue.is_running()
+    queue.warm_up()  # after shutdown: ignored, no error

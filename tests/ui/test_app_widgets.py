@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -9,7 +11,7 @@ from app.project_model import Character
 from app.settings import Settings
 from ui.model_dialog import ModelDialog
 from ui.panel_editor import missing_subjects
-from ui.queue_dock import QueueDock, format_eta
+from ui.queue_dock import TWO_PASS_TIP, QueueDock, format_eta
 
 
 def test_settings_round_trip_and_bad_values_fall_back(tmp_path):
@@ -83,6 +85,10 @@ class FakeQueue(QObject):
     def __init__(self):
         super().__init__()
         self.calls: list[str] = []
+        self.jobs: dict = {}
+
+    def job(self, job_id):
+        return self.jobs.get(job_id)
 
     def cancel_now(self):
         self.calls.append("cancel_now")
@@ -98,6 +104,8 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     dock = QueueDock()
     qtbot.addWidget(dock)
     q = FakeQueue()
+    q.jobs = {"j1": SimpleNamespace(kind="plain", spec=SimpleNamespace(consistory=None)),
+              "j2": SimpleNamespace(kind="consistent", spec=SimpleNamespace(consistory=object()))}
     dock.set_queue(q)
     dock.set_title("j1", "Panel 1")
     q.job_added.emit("j1")
@@ -108,7 +116,7 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     q.job_progress.emit("j1", 2, 10, b"")
     row = dock.row("j1")
     assert row.title_label.text() == "Panel 1" and row.progress.value() == 2
-    assert row.progress.format().startswith("step 2/10 · about ")
+    assert row.progress.format().startswith("step 2 of 10 · about ") and row.progress.toolTip() == ""
     assert dock.cancel_now_button.isEnabled() and dock.cancel_after_button.isEnabled()
     for button in (dock.cancel_now_button, dock.cancel_after_button, dock.clear_button):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -116,6 +124,9 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     q.job_failed.emit("j1", "cancelled", "Cancelled.", "")
     assert dock.job_state("j1") == "cancelled" and dock.error_box.isHidden()
     q.job_started.emit("j2")
+    q.job_progress.emit("j2", 4, 328, b"")  # a ConsiStory job counts the steps of both passes
+    assert dock.row("j2").progress.format() == "denoising step 4 of 328 · 1 %"
+    assert dock.row("j2").progress.toolTip() == TWO_PASS_TIP and "two passes" in TWO_PASS_TIP
     q.job_failed.emit("j2", "out_of_memory", "The GPU ran out of memory.", "Turn on CPU offload.")
     assert dock.job_state("j2") == "failed" and not dock.error_box.isHidden()
     assert "ran out of memory" in dock.error_label.text() and dock.fix_button.text() == "Use CPU offload"

@@ -90,13 +90,13 @@ def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window):
     seen: list[str] = []
     _answer_next_question(QMessageBox.StandardButton.No, seen)
     assert not w.close()
-    assert w.isVisible() and w.generation.busy() and queue._thread.isRunning()
+    assert w.isVisible() and w.generation.busy() and queue.is_running()
     assert "still being drawn" in seen[0]
 
     _answer_next_question(QMessageBox.StandardButton.Yes, seen, QMessageBox.StandardButton.Discard)
     assert w.close()
     assert len(seen) == 3 and "Save the changes" in seen[2] and not w.isVisible()
-    assert not queue._thread.isRunning()  # joined before the window went away
+    assert not queue.is_running()  # joined before the window went away
     w.deleteLater()
     QApplication.processEvents()
     assert open_project(w.session.folder).panel("p1").current is None

@@ -1,5 +1,6 @@
-"""Real-window screenshots under Xvfb of each main screen: project browser + panel editor, character editor,
-page editor, queue with a job running, model dialog. PNGs go to ``$CS_SCREENSHOT_DIR`` (default: the test's tmp).
+"""Real-window screenshots under Xvfb of each main screen: project browser + panel editor (and its mask overlay),
+character editor with a real character sheet (tiny model) and with the "made with another model" notice, the
+library dialog, page editor, queue with a job running, model dialog (tiny model: 64x64, 3 steps). PNGs go to ``$CS_SCREENSHOT_DIR`` (default: the test's tmp).
 
 The window needs the xcb platform, so the screens are taken by this file run as a script in a child process with
 its own X server; the test checks every PNG exists, has the window's size and is not blank.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-SCREENS = ("browser_panel_editor", "character_editor", "page_editor", "queue_running", "model_dialog")
+SCREENS = ("browser_panel_editor", "panel_mask_overlay", "character_editor", "character_other_model",
+           "library_dialog", "page_editor", "queue_running", "model_dialog")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,11 +96,14 @@ def _screens(out: Path, work: Path) -> None:
 
     from app.settings import Settings
     from ui.app_main import create_window
+    from ui.library_dialog import LibraryDialog
     from ui.model_dialog import ModelDialog
+
+    from app.character_library import CharacterLibrary
 
     app = QApplication([sys.argv[0]])
     settings = Settings(work / "settings.ini")
-    settings.model_source, settings.steps, settings.max_size = "tiny", 3, 128
+    settings.model_source, settings.steps, settings.max_size = "tiny", 3, 64
     settings.first_run_done = True
     folder = work / "sample"
     shutil.copytree(ROOT / "projects" / "sample-storybook", folder)
@@ -108,30 +113,54 @@ def _screens(out: Path, work: Path) -> None:
     _settle(app, 800)
     queue = w.generation.queue
     project = w.session.project
-    w.generation.generate_anchors(project.characters[0].id)
-    _wait(queue.job_finished)
+    for character in project.characters:
+        w.generation.generate_anchors(character.id)
+        _wait(w.generation.anchors_ready)
+    project = w.session.project
     for panel in project.panels[:3]:
         w.generation.generate_panel(panel.id)
         _wait(queue.job_finished)
 
-    w.session.select("panel", project.panels[0].id)
+    with_character = next((p for p in project.panels[:3] if p.character_ids), project.panels[0])
+    w.session.select("panel", with_character.id)
     _settle(app)
     w.grab().save(str(out / "browser_panel_editor.png"))
+    w.panel_editor.mask_toggle.setChecked(True)
+    _settle(app)
+    w.grab().save(str(out / "panel_mask_overlay.png"))
+    w.panel_editor.mask_toggle.setChecked(False)
     w.session.select("character", project.characters[0].id)
     _settle(app)
     w.grab().save(str(out / "character_editor.png"))
+    w.character_editor.current_model = lambda: "sdxl-base-1.0"  # as if another model were chosen
+    w.character_editor.refresh_anchors()
+    _settle(app)
+    w.grab().save(str(out / "character_other_model.png"))
+    w.character_editor.current_model = w.generation.current_model_source
+    w.character_editor.refresh_anchors()
+    library = LibraryDialog(CharacterLibrary().list(), w)
+    library.show()
+    if library.list.count():
+        library.list.item(0).setSelected(True)
+    _settle(app, 500)
+    library.grab().save(str(out / "library_dialog.png"))
+    library.reject()
     page = next((p for p in project.pages if len(p.slots) > 1), project.pages[0])
     w.session.select("page", page.id)
     _settle(app)
     w.grab().save(str(out / "page_editor.png"))
 
-    settings.steps = 200
     w.session.select("panel", project.panels[3].id)
+    grabbed: list = []
+
+    def grab_once(_job, step, _total, _png):  # straight from the progress signal: the job is still running
+        if step >= 2 and not grabbed:
+            grabbed.append(w.grab())
+    queue.job_progress.connect(grab_once)
     w.generation.generate_panel(project.panels[3].id)
     w.generation.generate_panel(project.panels[4].id)
-    _wait(queue.job_progress, until=lambda _j, step, _t, _p: step >= 4)
-    _settle(app, 200)
-    w.grab().save(str(out / "queue_running.png"))
+    _wait(queue.job_progress, until=lambda _j, step, _t, _p: step >= 2)
+    grabbed[0].save(str(out / "queue_running.png"))
     queue.cancel_now()
     _wait(queue.job_failed)
 

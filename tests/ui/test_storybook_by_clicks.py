@@ -13,7 +13,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QToolBar
 
-from app.anchor_jobs import find_anchor_assets
+from app.anchor_jobs import read_sheet
+from app.assets import read_sidecar
+from app.character_library import CharacterLibrary
 from app.project_store import open_project
 from app.settings import Settings
 from ui.main_window import MainWindow
@@ -69,7 +71,7 @@ def window(qtbot, tmp_path):
     qtbot.waitActive(win)
     yield win
     win.confirm_close_without_asking()
-    assert not win.generation.queue._thread.isRunning()
+    assert not win.generation.queue.is_running()
 
 
 def pdf_text(path: Path) -> str:
@@ -101,11 +103,16 @@ def test_whole_storybook_by_clicks(qtbot, window, tmp_path):
     character = w.session.project.characters[0]
     assert (character.name, character.subjects) == ("Pip", ("fox",))
     assert character.anchor_prompts[0] == "a small red fox with a blue scarf"
-    with qtbot.waitSignal(w.generation.queue.job_finished, timeout=JOB_TIMEOUT_MS):
+    with qtbot.waitSignal(w.generation.anchors_ready, timeout=JOB_TIMEOUT_MS):
         qtbot.mouseClick(ce.generate_button, Qt.MouseButton.LeftButton)
-    anchors = find_anchor_assets(folder, w.session.project.characters[0])
-    assert len(anchors) == 2 and all(anchors)
-    assert ce.anchors.count() == 2
+    character = w.session.project.characters[0]
+    assert character.identity_file and (folder / character.identity_file).is_file()  # copied into the project
+    sheet = read_sheet(folder, character.identity_file)
+    assert sheet.anchor_seeds == character.anchor_seeds and len(sheet.anchor_pngs) == 2
+    assert sheet.model_source == "tiny" and (sheet.width, sheet.height, sheet.steps) == (64, 64, 2)
+    assert [e.name for e in CharacterLibrary().list()] == ["Pip"]  # and the library has it
+    assert ce.anchors.count() == 2 and not ce.anchors.item(0).icon().isNull()
+    assert "made with “tiny”" in ce.sheet_info.text() and ce.model_banner.isHidden()
 
     # 3. Two panels with text; the character ticked with the keyboard; each generated.
     for text in ("the fox reads a map under a tree", "the fox sails a paper boat"):
@@ -122,6 +129,15 @@ def test_whole_storybook_by_clicks(qtbot, window, tmp_path):
         panel = w.session.panel(pe.panel_id)
         assert panel.current == done.args[1][0] and (folder / "assets" / f"{panel.current}.png").is_file()
         assert pe.gallery.count() == 1
+        side = read_sidecar(folder, panel.current)
+        assert side["job_kind"] == "identity" and side["identity_files"] == [character.identity_file]
+        assert (folder / "assets" / f"{side['mask_asset']}.png").is_file()  # the mask overlay's picture
+        plain = pe.image_label.pixmap().toImage()
+        qtbot.mouseClick(pe.mask_toggle, Qt.MouseButton.LeftButton, pos=QPoint(6, pe.mask_toggle.height() // 2))
+        assert pe.mask_toggle.isChecked() and "Pip (fox)" in pe.mask_legend.text()
+        assert pe.image_label.pixmap().toImage() != plain  # tinted where the engine saw the fox
+        qtbot.mouseClick(pe.mask_toggle, Qt.MouseButton.LeftButton, pos=QPoint(6, pe.mask_toggle.height() // 2))
+        assert pe.image_label.pixmap().toImage() == plain
     panels = w.session.project.panels
     assert [p.text for p in panels] == ["the fox reads a map under a tree", "the fox sails a paper boat"]
 
