@@ -1,0 +1,59 @@
+"""Captions for toy-world creatures, their vocabulary (one token per word) and the scene phrases.
+
+``caption(c)`` is the fully specified sentence ("a red round creature with a pink hat in the desert");
+``random_caption(c, rng)`` drops attributes at random (the training distribution); ``underspecified(scene)`` is
+the subject-only prompt used by the consistency benchmark ("a creature in the snow").
+"""
+
+from __future__ import annotations
+
+import random
+
+from .render import BODY_COLOURS, HAT_COLOURS, SCENES, SHAPES, Creature
+
+__all__ = ["SUBJECT", "SCENE_PHRASES", "VOCABULARY", "caption", "random_caption", "underspecified"]
+
+SUBJECT = "creature"
+SCENE_PHRASES: dict[str, str] = {
+    "snow": "in the snow", "beach": "on the beach", "forest": "in the forest", "night": "at night",
+    "desert": "in the desert"}
+VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(
+    ["a", SUBJECT, "with", "no", "hat", *BODY_COLOURS, *SHAPES, *HAT_COLOURS,
+     *" ".join(SCENE_PHRASES.values()).split()]))
+assert set(SCENE_PHRASES) == set(SCENES)
+
+
+def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str | None) -> str:
+    words = ["a"]
+    if colour:
+        words.append(colour)
+    if shape:
+        words.append(shape)
+    words.append(SUBJECT)
+    if hat is not None:
+        words.append("with no hat" if hat == "none" else ("with a hat" if hat == "any" else f"with a {hat} hat"))
+    if scene:
+        words.append(SCENE_PHRASES[scene])
+    return " ".join(words)
+
+
+def caption(c: Creature) -> str:
+    """Every attribute said."""
+    return _compose(c.colour, c.shape, c.hat or "none", c.scene)
+
+
+def random_caption(c: Creature, rng: random.Random) -> str:
+    """Training caption: empty 10 % of the time, else each attribute dropped on its own."""
+    if rng.random() < 0.10:
+        return ""
+    colour = c.colour if rng.random() < 0.75 else None
+    shape = c.shape if rng.random() < 0.75 else None
+    r = rng.random()
+    hat: str | None = None if r < 0.3 else ("any" if (c.hat and r < 0.38) else (c.hat or "none"))
+    scene = c.scene if rng.random() < 0.85 else None
+    return _compose(colour, shape, hat, scene)
+
+
+def underspecified(scene: str) -> str:
+    """Subject and scene only."""
+    return _compose(None, None, None, scene)

@@ -1,0 +1,185 @@
+"""The toy world's judge: a deterministic palette analyser reading scene, creature region and attributes back.
+
+``judge(image)`` (a 64x64 RGB PIL image or uint8 array; other sizes are resized) returns a ``Judgement``:
+
+1. scene: every pixel is compared with each scene's palette (sky above the horizon, ground below, the scene's
+   extra element anywhere), distances capped so the creature counts the same for every scene; lowest mean wins;
+2. creature region: pixels far from the judged scene's palette, main 4-connected components, holes filled;
+3. body colour: the body colour most region pixels are nearest to (within ``MAX_DIST``);
+4. shape from the body's row widths: triangle when the upper rows are much narrower than the lower ones, square
+   when it fills its box, round otherwise;
+5. hat: hat-coloured region pixels above the top fifth of the body, enough of them (else ``None``).
+
+No learning, no randomness: the same picture always gets the same judgement.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, SCENES
+
+__all__ = ["Judgement", "judge", "iou", "MAX_DIST"]
+
+MAX_DIST = 100.0   # a pixel farther than this from every palette colour is "unknown"
+REGION_DIST = 55.0  # a pixel farther than this from its scene's palette belongs to the creature
+CAP = 80.0
+
+
+@dataclass(frozen=True, eq=False)
+class Judgement:
+    """What the judge read (compare ``identity``, ``scene`` and ``region`` yourself: arrays have no ``==``)."""
+
+    scene: str
+    colour: str | None
+    shape: str | None
+    hat: str | None          # a hat colour, or None for no hat
+    region: np.ndarray       # bool (64, 64): the creature
+    scene_score: float       # mean capped palette distance of the chosen scene (lower = cleaner)
+
+    @property
+    def identity(self) -> tuple[str | None, str | None, str | None]:
+        """What must agree between two pictures of the same creature."""
+        return self.colour, self.shape, self.hat
+
+
+def _as_array(image) -> np.ndarray:
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image = image.convert("RGB")
+    if image.size != (64, 64):
+        image = image.resize((64, 64), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _dist(px: np.ndarray, colour) -> np.ndarray:
+    return np.sqrt(((px - np.asarray(colour, np.float32)) ** 2).sum(-1))
+
+
+def _scene_distance(px: np.ndarray, scene: str) -> np.ndarray:
+    sky, ground, extra = SCENES[scene]
+    h = px.shape[0]
+    horizon = int(round(HORIZON * h))
+    d = np.empty(px.shape[:2], np.float32)
+    d[:horizon] = _dist(px[:horizon], sky)
+    d[horizon:] = _dist(px[horizon:], ground)
+    # the horizon line itself may be blended
+    d[horizon - 1:horizon + 1] = np.minimum(_dist(px[horizon - 1:horizon + 1], sky),
+                                            _dist(px[horizon - 1:horizon + 1], ground))
+    if extra is not None:  # the moon lives in the top-left corner, the trees at the sides
+        w = px.shape[1]
+        area = (slice(0, int(0.3 * h)), slice(0, int(0.3 * w))) if scene == "night" else None
+        if area is not None:
+            d[area] = np.minimum(d[area], _dist(px[area], extra))
+        else:
+            for cols in (slice(0, int(0.2 * w)), slice(int(0.8 * w), w)):
+                d[:horizon, cols] = np.minimum(d[:horizon, cols], _dist(px[:horizon, cols], extra))
+    return d
+
+
+def _main_components(mask: np.ndarray, keep: float = 0.15) -> np.ndarray:
+    """The largest 4-connected component and every other one at least ``keep`` of its size (specks dropped)."""
+    h, w = mask.shape
+    seen = np.zeros_like(mask)
+    comps: list[list[tuple[int, int]]] = []
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if seen[y0, x0]:
+            continue
+        comp = []
+        q = deque([(y0, x0)])
+        seen[y0, x0] = True
+        while q:
+            y, x = q.popleft()
+            comp.append((y, x))
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    q.append((ny, nx))
+        comps.append(comp)
+    out = np.zeros_like(mask)
+    if comps:
+        big = max(len(c) for c in comps)
+        for comp in comps:
+            if len(comp) >= max(4, keep * big):
+                ys, xs = zip(*comp)
+                out[list(ys), list(xs)] = True
+    return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Background pixels not 4-connected to the border become foreground."""
+    outside = ~mask
+    border = np.zeros_like(mask)
+    border[0, :], border[-1, :], border[:, 0], border[:, -1] = outside[0, :], outside[-1, :], outside[:, 0], outside[:, -1]
+    reach = border.copy()
+    while True:
+        grown = reach.copy()
+        grown[1:] |= reach[:-1]
+        grown[:-1] |= reach[1:]
+        grown[:, 1:] |= reach[:, :-1]
+        grown[:, :-1] |= reach[:, 1:]
+        grown &= outside
+        if (grown == reach).all():
+            return ~reach
+        reach = grown
+
+
+def _shape(body: np.ndarray) -> str | None:
+    rows = np.nonzero(body.any(1))[0]
+    if len(rows) < 4:
+        return None
+    top, bottom = rows[0], rows[-1]
+    widths = []
+    for y in range(top, bottom + 1):
+        xs = np.nonzero(body[y])[0]
+        widths.append(xs[-1] - xs[0] + 1 if len(xs) else 0)
+    widths_a = np.asarray(widths, np.float32)
+    n = len(widths_a)
+    upper = widths_a[int(0.15 * n):max(int(0.35 * n), int(0.15 * n) + 1)].mean()
+    lower = widths_a[int(0.65 * n):max(int(0.85 * n), int(0.65 * n) + 1)].mean()
+    if upper < 0.62 * lower:
+        return "triangle"
+    cols = np.nonzero(body.any(0))[0]
+    fill = body.sum() / float(n * (cols[-1] - cols[0] + 1))
+    return "square" if fill > 0.87 else "round"
+
+
+def judge(image) -> Judgement:
+    px = _as_array(image)
+    scene_d = {s: _scene_distance(px, s) for s in SCENES}
+    scores = {s: float(np.minimum(d, CAP).mean()) for s, d in scene_d.items()}
+    scene = min(scores, key=scores.get)
+    fg = scene_d[scene] > REGION_DIST
+    region = _fill_holes(_main_components(fg)) if fg.any() else fg
+    names = [*BODY_COLOURS, *(f"hat:{k}" for k in HAT_COLOURS), "eye", "pupil"]
+    cols = [*BODY_COLOURS.values(), *HAT_COLOURS.values(), EYE_WHITE, EYE_BLACK]
+    d = np.stack([_dist(px, c) for c in cols], -1)
+    nearest = d.argmin(-1)
+    known = d.min(-1) <= MAX_DIST
+    colour = None
+    counts = [int((region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
+    if max(counts) >= 12:
+        colour = names[int(np.argmax(counts))]
+    shape, hat = None, None
+    if colour is not None:
+        body = region & known & (nearest == names.index(colour))
+        body = _fill_holes(_main_components(body, keep=1.0))
+        shape = _shape(body)
+        rows = np.nonzero(body.any(1))[0]
+        top, height = rows[0], rows[-1] - rows[0] + 1
+        above = region & known & (np.arange(64)[:, None] < top + 0.2 * height)
+        hat_counts = [int((above & (nearest == len(BODY_COLOURS) + i)).sum()) for i in range(len(HAT_COLOURS))]
+        if max(hat_counts) >= max(6, 0.06 * body.sum()):
+            hat = list(HAT_COLOURS)[int(np.argmax(hat_counts))]
+    return Judgement(scene=scene, colour=colour, shape=shape, hat=hat, region=region, scene_score=scores[scene])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks of one size (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

@@ -1,0 +1,261 @@
+"""Train the built-in toy model: ``python -m engine.toyworld.train [--device cuda] [--resume]``.
+
+Phase 1 trains the VAE until its PSNR on held-out renders reaches ``--vae-psnr`` (28 dB) or ``--vae-minutes`` run
+out; phase 2 encodes the training renders once and trains UNet + text encoder (v-prediction, min-SNR weighting,
+EMA) for ``--minutes`` / ``--steps``. Everything lives in ``--out`` (``runs/toy``): ``vae.pt``, ``latents.pt``,
+``unet.pt`` (model, EMA, optimiser, RNG, step, wall time) and ``log.jsonl``; a checkpoint is written every
+``--ckpt-minutes`` and at the end, and ``--resume`` continues from them (the data and seeds are fixed, so a
+resumed run sees the same stream it would have seen). Then ``python -m engine.toyworld.export`` ships the EMA
+weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
+from .captions import random_caption
+from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
+
+__all__ = ["main", "vae_psnr"]
+
+_STOP = {"now": False}  # set by SIGTERM/SIGINT: checkpoint and stop at the next step
+
+
+def _ask_stop(signum, frame) -> None:  # noqa: ARG001
+    _STOP["now"] = True
+
+
+def _log(out: Path, **row) -> None:
+    row["time"] = time.strftime("%H:%M:%S")
+    print(json.dumps(row), flush=True)
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def vae_psnr(vae, images, device: str, batch: int = 64) -> float:
+    """Mean PSNR (dB, on [0, 255]) of the VAE's reconstruction (posterior mean) of uint8 ``images``."""
+    vae.eval()
+    total = 0.0
+    for i in range(0, len(images), batch):
+        x = to_tensor(images[i:i + batch]).to(device)
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        mse = ((y - x) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        total += (-10 * torch.log10(mse)).sum().item()
+    vae.train()
+    return total / len(images)
+
+
+def train_vae(args, out: Path, train_images, held) -> "torch.nn.Module":
+    ckpt = out / "vae.pt"
+    torch.manual_seed(args.seed)
+    vae = build_vae().to(args.device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    step, wall = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=args.device, weights_only=False)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall = state["step"], state["wall"]
+        if state.get("done"):
+            _log(out, phase="vae", msg="loaded finished VAE", step=step, psnr=state["psnr"])
+            return vae
+    gen = torch.Generator().manual_seed(args.seed + step)
+    start, last_ckpt = time.time() - wall, time.time()
+    psnr = 0.0
+    while True:
+        idx = torch.randint(0, len(train_images), (args.vae_batch,), generator=gen)
+        x = to_tensor(train_images[idx.numpy()]).to(args.device)
+        post = vae.encode(x).latent_dist
+        y = vae.decode(post.sample()).sample
+        kl = post.kl().mean() / x[0].numel()
+        loss = F.mse_loss(y, x) + 0.5 * F.l1_loss(y, x) + 1e-6 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        minutes = (time.time() - start) / 60
+        if step % args.vae_eval_every == 0 or _STOP["now"]:
+            psnr = vae_psnr(vae, held, args.device)
+            _log(out, phase="vae", step=step, loss=round(loss.item(), 5), psnr=round(psnr, 2),
+                 minutes=round(minutes, 2))
+            done = psnr >= args.vae_psnr or minutes >= args.vae_minutes
+            if _STOP["now"] and not done:
+                _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step,
+                       "wall": time.time() - start, "psnr": psnr, "done": False}, ckpt)
+                raise SystemExit(0)
+            if done or time.time() - last_ckpt > 60 * args.ckpt_minutes:
+                _save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step,
+                       "wall": time.time() - start, "psnr": psnr, "done": done}, ckpt)
+                last_ckpt = time.time()
+            if done:
+                return vae
+            if step % (4 * args.vae_eval_every) == 0:  # step the learning rate down late in the phase
+                for g in opt.param_groups:
+                    g["lr"] = args.vae_lr * (0.3 if psnr > args.vae_psnr - 3 else 1.0)
+
+
+@torch.no_grad()
+def encode_latents(vae, images, device: str, batch: int = 256) -> torch.Tensor:
+    vae.eval()
+    parts = []
+    for i in range(0, len(images), batch):
+        parts.append(vae.encode(to_tensor(images[i:i + batch]).to(device)).latent_dist.mean.cpu())
+    return torch.cat(parts)
+
+
+def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
+    ckpt = out / "unet.pt"
+    torch.manual_seed(args.seed + 1)
+    unet = build_unet(args.width).to(args.device)
+    te = build_text_encoder().to(args.device)
+    tok = build_tokenizer()
+    ema_unet, ema_te = build_unet(args.width).to(args.device), build_text_encoder().to(args.device)
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_te.load_state_dict(te.state_dict())
+    params = list(unet.parameters()) + list(te.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    sched = build_scheduler("ddpm")
+    acp = sched.alphas_cumprod.to(args.device)
+    step, wall = 0, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=args.device, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        te.load_state_dict(state["te"])
+        ema_unet.load_state_dict(state["ema_unet"])
+        ema_te.load_state_dict(state["ema_te"])
+        opt.load_state_dict(state["opt"])
+        step, wall = state["step"], state["wall"]
+        _log(out, phase="unet", msg="resumed", step=step, minutes=round(wall / 60, 2))
+    rng = random.Random(args.seed * 1000 + step)
+    gen = torch.Generator().manual_seed(args.seed + 7 + step)
+    start, last_ckpt, run_start = time.time() - wall, time.time(), time.time()
+    last_log = run_start
+    scale = args.scaling
+    losses: list[float] = []
+
+    def checkpoint() -> None:
+        _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
+               "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
+               "wall": time.time() - start, "width": args.width, "scaling": scale}, ckpt)
+
+    while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
+        idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
+        z0 = latents[idx].to(args.device).float() * scale
+        caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
+        ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids.to(args.device)
+        noise = torch.randn(z0.shape, generator=gen).to(args.device)
+        t = torch.randint(0, 1000, (args.batch,), generator=gen).to(args.device)
+        a = acp[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        v = a.sqrt() * noise - (1 - a).sqrt() * z0
+        lr = args.lr * min(1.0, (step + 1) / 200)
+        if step > args.decay_from * args.steps:
+            lr *= 0.5 * (1 + math.cos(math.pi * (step - args.decay_from * args.steps) / ((1 - args.decay_from) * args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pred = unet(zt, t, te(ids)[0]).sample
+        snr = a.flatten() / (1 - a.flatten())
+        w = snr.clamp(max=5.0) / (snr + 1)
+        loss = ((pred - v).pow(2).flatten(1).mean(1) * w).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+        losses.append(loss.item())
+        if step % args.log_every == 0:
+            _log(out, phase="unet", step=step, loss=round(sum(losses) / len(losses), 5), lr=round(lr, 7),
+                 minutes=round((time.time() - start) / 60, 2),
+                 it_s=round(len(losses) / max(time.time() - last_log, 1e-9), 2))
+            losses.clear()
+            last_log = time.time()
+        if time.time() - last_ckpt > 60 * args.ckpt_minutes:
+            checkpoint()
+            last_ckpt = time.time()
+    checkpoint()
+    _log(out, phase="unet", msg="stopped", step=step, minutes=round((time.time() - start) / 60, 2))
+
+
+def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
+    """Run both phases; with ``handle_signals`` SIGTERM/SIGINT checkpoint and stop cleanly."""
+    p = argparse.ArgumentParser(prog="python -m engine.toyworld.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/toy", help="checkpoint folder (default runs/toy)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (default 1: on a busy machine more threads spin and waste CPU)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=24000, help="training renders")
+    p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
+    p.add_argument("--vae-psnr", type=float, default=28.0)
+    p.add_argument("--vae-minutes", type=float, default=15.0)
+    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-eval-every", type=int, default=100)
+    p.add_argument("--width", type=int, default=32, help="UNet base channels")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--steps", type=int, default=12000, help="total UNet steps (the cosine decay spans these)")
+    p.add_argument("--decay-from", type=float, default=0.5, help="fraction of --steps after which lr decays")
+    p.add_argument("--minutes", type=float, default=1e9, help="stop this run's UNet phase after so many minutes")
+    p.add_argument("--ema", type=float, default=0.998)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-minutes", type=float, default=4.0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    _STOP["now"] = False
+    if handle_signals:
+        signal.signal(signal.SIGTERM, _ask_stop)
+        signal.signal(signal.SIGINT, _ask_stop)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        p.error(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    lat_path = out / "latents.pt"
+    if lat_path.exists():  # phase 1 is over: no need to draw the pictures again
+        lat = torch.load(lat_path, weights_only=False)
+        creatures = make_creatures(args.n_train, TRAIN_SEED)
+        if len(lat["latents"]) != len(creatures):
+            p.error(f"{lat_path} holds {len(lat['latents'])} latents but --n-train is {args.n_train}.")
+    else:
+        t0 = time.time()
+        train = make_set(args.n_train, TRAIN_SEED)
+        held = make_set(args.n_held, HELDOUT_SEED)
+        creatures = train.creatures
+        _log(out, phase="data", n_train=args.n_train, seconds=round(time.time() - t0, 1))
+        vae = train_vae(args, out, train.images, held.images)
+        z = encode_latents(vae, train.images, args.device)
+        lat = {"latents": z.half(), "scaling": float(1.0 / z.float().std())}
+        _save(lat, lat_path)
+        _log(out, phase="latents", n=len(z), std=round(float(z.float().std()), 4), scaling=round(lat["scaling"], 4))
+    args.scaling = lat["scaling"]
+    train_unet(args, out, lat["latents"], creatures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(handle_signals=True))

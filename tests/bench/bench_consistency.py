@@ -1,0 +1,167 @@
+"""Does ConsiStory make a set's creature consistent? ``python tests/bench/bench_consistency.py --model toy --sets N``.
+
+Each set is ``--size`` underspecified prompts ("a creature in the snow", "a creature at night", ...: the creature's
+colour, shape and hat are never said, the scenes differ) with fixed seeds; every mode generates the same sets
+with the same seeds: ``plain``, ``consistory`` (defaults) and the ablations ``no_share``, ``no_inject``,
+``no_dropout``, ``no_query_blend``. The toy world's judge reads every picture. Per mode:
+
+- ``consistency``: share of image pairs within a set whose judged creature (colour, shape, hat) agree;
+- ``colour_agreement`` / ``shape_agreement`` / ``hat_agreement``: the same per attribute;
+- ``alignment``: share of images whose judged scene is the prompt's scene;
+- ``subject_mask_iou``: the engine's subject masks (``GenerationResult.masks``, upsampled) vs the judged creature
+  region (``null`` for plain runs, which make no masks);
+- ``seconds_per_set`` and, for the spread, ``distinct_identities`` (share of images whose identity is unique).
+
+Modes whose engine is missing or fails are reported with the error instead of numbers. ``--json`` prints one JSON
+object; otherwise a table. A benchmark, not a test: run it explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+MODES = ("plain", "consistory", "no_share", "no_inject", "no_dropout", "no_query_blend")
+
+
+def mode_config(mode: str):
+    from engine.consistory.config import ConsistoryConfig
+
+    if mode == "plain":
+        return None
+    base = ConsistoryConfig()
+    changes = {"consistory": {}, "no_share": {"share": False}, "no_inject": {"inject": False},
+               "no_dropout": {"dropout": 0.0}, "no_query_blend": {"query_blend": False}}[mode]
+    return ConsistoryConfig(**{**base.to_dict(), "freeu_params": base.freeu_params, **changes})
+
+
+def make_sets(n_sets: int, size: int) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]]:
+    """(scenes, prompts, seeds) per set; scenes rotate so every set mixes different ones."""
+    from engine.toyworld.captions import underspecified
+    from engine.toyworld.render import SCENES
+
+    names = list(SCENES)
+    sets = []
+    for k in range(n_sets):
+        scenes = tuple(names[(k + i * (1 + k % 2)) % len(names)] for i in range(size))
+        sets.append((scenes, tuple(underspecified(s) for s in scenes), tuple(1000 * k + i for i in range(size))))
+    return sets
+
+
+def _mask_iou(mask, region) -> float:
+    import numpy as np
+    from PIL import Image
+
+    from engine.toyworld.judge import iou
+
+    m = np.asarray(mask.cpu().numpy() if hasattr(mask, "cpu") else mask, dtype=np.uint8) * 255
+    up = np.asarray(Image.fromarray(m).resize(region.shape[::-1], Image.NEAREST)) > 127
+    return iou(up, region)
+
+
+def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: bool = False) -> dict:
+    from engine.generate import generate
+    from engine.request import GenerationSpec
+    from engine.toyworld.captions import SUBJECT
+    from engine.toyworld.judge import judge
+
+    pairs = agree = 0
+    per_attr = Counter()
+    aligned = n_images = 0
+    ious: list[float] = []
+    identities = []
+    seconds = 0.0
+    images_out = []
+    for scenes, prompts, seeds in sets:
+        spec = GenerationSpec(prompts=prompts, seeds=seeds, width=64, height=64, steps=steps, guidance=guidance,
+                              subjects=(SUBJECT,) if mode != "plain" else (), consistory=mode_config(mode))
+        t0 = time.perf_counter()
+        result = generate(model, spec)
+        seconds += time.perf_counter() - t0
+        judged = [judge(img) for img in result.images]
+        if keep_images:
+            images_out += result.images
+        for a, b in itertools.combinations(judged, 2):
+            pairs += 1
+            agree += a.identity == b.identity and a.colour is not None
+            per_attr["colour"] += a.colour == b.colour and a.colour is not None
+            per_attr["shape"] += a.shape == b.shape and a.shape is not None
+            per_attr["hat"] += a.hat == b.hat
+        for j, scene in zip(judged, scenes):
+            aligned += j.scene == scene
+            n_images += 1
+            identities.append(j.identity)
+        if result.masks is not None:
+            ious += [_mask_iou(m, j.region) for m, j in zip(result.masks, judged) if m is not None]
+    counts = Counter(identities)
+    out = {
+        "consistency": agree / pairs, "colour_agreement": per_attr["colour"] / pairs,
+        "shape_agreement": per_attr["shape"] / pairs, "hat_agreement": per_attr["hat"] / pairs,
+        "alignment": aligned / n_images, "subject_mask_iou": sum(ious) / len(ious) if ious else None,
+        "seconds_per_set": seconds / len(sets),
+        "distinct_identities": sum(1 for i in identities if counts[i] == 1) / len(identities),
+        "colours": dict(Counter(str(i[0]) for i in identities)),
+    }
+    if keep_images:
+        out["_images"] = images_out
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="toy")
+    p.add_argument("--sets", type=int, default=10)
+    p.add_argument("--size", type=int, default=4, help="images per set (the first two are the anchors)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    p.add_argument("--grid", help="save each mode's pictures (one row per set) as PREFIX_<mode>.png")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (1: more spin on a busy machine)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from engine.model_loader import load_model
+
+    model = load_model(args.model)
+    sets = make_sets(args.sets, args.size)
+    report: dict = {"model": args.model, "sets": args.sets, "size": args.size, "steps": args.steps,
+                    "guidance": args.guidance, "modes": {}}
+    for mode in args.modes.split(","):
+        if mode not in MODES:
+            p.error(f"Unknown mode {mode!r}; choose from {', '.join(MODES)}.")
+        try:
+            res = run_mode(model, mode, sets, args.steps, args.guidance, keep_images=bool(args.grid))
+        except Exception as exc:  # noqa: BLE001 - a missing or broken engine part is reported, not fatal
+            report["modes"][mode] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        if args.grid:
+            from engine.toyworld.evaluate import grid
+
+            grid(res.pop("_images"), columns=args.size, scale=3).save(f"{args.grid}_{mode}.png")
+        report["modes"][mode] = res
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    cols = ("consistency", "colour_agreement", "alignment", "subject_mask_iou", "seconds_per_set",
+            "distinct_identities")
+    print(f"{args.sets} sets of {args.size}, {args.steps} steps, model {args.model}")
+    print(f"{'mode':<16}" + "".join(f"{c:>20}" for c in cols))
+    for mode, res in report["modes"].items():
+        if "error" in res:
+            print(f"{mode:<16} {res['error']}")
+            continue
+        print(f"{mode:<16}" + "".join(f"{'-' if res[c] is None else format(res[c], '.3f'):>20}" for c in cols))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

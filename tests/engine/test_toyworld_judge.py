@@ -1,0 +1,65 @@
+"""The toy world's judge reads real renders back: attributes, scene and creature region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.toyworld.dataset import HELDOUT_SEED, make_set
+from engine.toyworld.judge import iou, judge
+from engine.toyworld.render import SCENES, Creature, render
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return make_set(120, HELDOUT_SEED + 100)
+
+
+def test_judge_reads_held_out_renders(held_out):
+    right = {"scene": 0, "colour": 0, "shape": 0, "hat": 0}
+    ious = []
+    for img, mask, c in zip(held_out.images, held_out.masks, held_out.creatures):
+        j = judge(img)
+        right["scene"] += j.scene == c.scene
+        right["colour"] += j.colour == c.colour
+        right["shape"] += j.shape == c.shape
+        right["hat"] += j.hat == c.hat
+        ious.append(iou(j.region, mask))
+    n = len(held_out.creatures)
+    assert {k: v / n for k, v in right.items()} == {k: pytest.approx(1.0, abs=0.03) for k in right}
+    assert np.mean(ious) > 0.93
+
+
+def test_judge_is_deterministic_and_accepts_pil_of_other_sizes(held_out):
+    img = Image.fromarray(held_out.images[0])
+    a, b = judge(img), judge(img.resize((128, 128), Image.NEAREST))
+    again = judge(img)
+    assert again.identity == a.identity and (again.region == a.region).all() and again.scene_score == a.scene_score
+    assert b.identity == a.identity and b.scene == a.scene
+
+
+def test_empty_scene_has_no_creature():
+    for scene, (sky, ground, _) in SCENES.items():
+        px = np.zeros((64, 64, 3), np.uint8)
+        px[:38], px[38:] = sky, ground
+        j = judge(px)
+        assert (j.scene, j.colour, j.shape, j.hat) == (scene, None, None, None)
+        assert not j.region.any()
+
+
+def test_hat_and_shape_are_told_apart():
+    for shape in ("round", "square", "triangle"):
+        for hat in (None, "yellow", "pink", "white"):
+            c = Creature("green", shape, hat, "night", cx=0.45, bottom=0.9, width=0.42)
+            j = judge(render(c).image)
+            assert j.identity == ("green", shape, hat)
+
+
+def test_iou():
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    assert iou(a, b) == 1.0
+    a[0, :2] = True
+    b[0, 1:3] = True
+    assert iou(a, b) == pytest.approx(1 / 3)

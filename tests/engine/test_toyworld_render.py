@@ -1,0 +1,75 @@
+"""The toy world's renderer and captions: deterministic pictures, true masks, one token per word."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from engine.toyworld.captions import VOCABULARY, caption, random_caption, underspecified
+from engine.toyworld.render import BODY_COLOURS, HAT_COLOURS, SCENES, Creature, random_creature, render
+
+
+def _creature(**kw) -> Creature:
+    base = dict(colour="red", shape="round", hat=None, scene="snow", cx=0.5, bottom=0.86, width=0.48)
+    return Creature(**{**base, **kw})
+
+
+def test_same_creature_same_pixels_and_masks():
+    c = random_creature(random.Random(5))
+    a, b = render(c), render(c)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert (a.mask == b.mask).all() and (a.body_mask == b.body_mask).all()
+    assert random_creature(random.Random(5)) == c
+
+
+def test_every_attribute_changes_the_picture():
+    base = render(_creature()).image.tobytes()
+    for change in ({"colour": "blue"}, {"shape": "square"}, {"hat": "pink"}, {"scene": "night"}, {"cx": 0.4}):
+        assert render(_creature(**change)).image.tobytes() != base, change
+
+
+def test_mask_is_body_plus_hat_and_background_is_the_scene():
+    plain, hatted = render(_creature()), render(_creature(hat="yellow"))
+    assert (plain.mask == plain.body_mask).all()
+    assert (hatted.body_mask == plain.body_mask).all()
+    hat_only = hatted.mask & ~hatted.body_mask
+    assert hat_only.sum() > 60
+    assert hat_only.nonzero()[0].max() <= plain.body_mask.nonzero()[0].min() + 2  # the hat sits on top
+    px = np.asarray(hatted.image).astype(int)
+    assert (np.abs(px[hat_only] - HAT_COLOURS["yellow"]).sum(1) < 40).mean() > 0.8
+    assert (np.abs(px[hatted.body_mask] - BODY_COLOURS["red"]).sum(1) < 40).mean() > 0.7  # eyes are the rest
+    sky, ground, _ = SCENES["snow"]
+    outside = ~np.asarray(hatted.mask)
+    assert (np.abs(px[:30][outside[:30]] - sky).max(1) <= 8).mean() > 0.95
+    assert (np.abs(px[45:][outside[45:]] - ground).max(1) <= 8).mean() > 0.95
+
+
+def test_unknown_attribute_is_refused():
+    with pytest.raises(ValueError, match="Unknown toy-world attributes"):
+        render(_creature(colour="mauve"))
+
+
+def test_captions_say_what_is_drawn():
+    c = _creature(colour="blue", shape="triangle", hat="white", scene="beach")
+    assert caption(c) == "a blue triangle creature with a white hat on the beach"
+    assert caption(_creature(scene="night")) == "a red round creature with no hat at night"
+    assert underspecified("desert") == "a creature in the desert"
+    rng = random.Random(0)
+    caps = [random_caption(c, rng) for _ in range(2000)]
+    assert 0.07 < caps.count("") / len(caps) < 0.13
+    said = [x for x in caps if x]
+    assert all("creature" in x for x in said)
+    assert 0.65 < sum("blue" in x for x in said) / len(said) < 0.85
+    assert any(x.endswith("creature") for x in said)  # everything dropped but the subject
+
+
+def test_every_caption_word_is_one_token():
+    from engine.toyworld.architecture import MAX_TOKENS, build_tokenizer
+
+    tok = build_tokenizer()
+    for word in VOCABULARY:
+        assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
+    longest = caption(_creature(colour="green", shape="triangle", hat="yellow", scene="desert"))
+    assert len(tok(longest).input_ids) <= MAX_TOKENS
