@@ -3,7 +3,7 @@
 On coarse-resolution ``attn2`` layers, in the main pass, it computes the softmax attention probabilities of the
 conditional half, averages them over heads, and keeps only the subject tokens' columns (averaged over each
 subject's token positions): (N, S, P) per layer, summed into ``RunState``. Everything stays on the device. The
-layer's output itself is computed by diffusers' ``AttnProcessor2_0`` on the same inputs.
+layer's output is computed from the same q, k, v projections (no second projection for the record).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .run_state import RunState
+from .sdsa_processor import attend, finish_output
 from .unet_layers import LayerInfo
 
 __all__ = ["CrossAttentionRecorder"]
@@ -26,23 +27,24 @@ class CrossAttentionRecorder:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
         st = self.state
-        out = self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        if st.phase != "main" or encoder_hidden_states is None or hidden_states.ndim != 3:
-            return out
+        if (st.phase != "main" or encoder_hidden_states is None or hidden_states.ndim != 3
+                or attention_mask is not None or attn.spatial_norm is not None or attn.group_norm is not None
+                or attn.norm_cross):
+            return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        # one projection of q, k, v serves both the layer output and the recorded probabilities
+        q = attn.to_q(hidden_states)
+        k = attn.to_k(encoder_hidden_states)
+        v = attn.to_v(encoder_hidden_states)
+        out = finish_output(attn, attend(attn, q, k, v), hidden_states)
         n = st.n_images
         cond = slice(n, 2 * n) if st.do_cfg else slice(0, n)
-        x = hidden_states[cond]
-        ctx = encoder_hidden_states[cond]
         with torch.no_grad():
-            q = attn.to_q(x)
-            k = attn.to_k(ctx)
-            b, p, inner = q.shape
+            qc, kc = q[cond], k[cond]
+            b, p, inner = qc.shape
             d = inner // attn.heads
-            q = q.view(b, p, attn.heads, d).transpose(1, 2)
-            k = k.view(b, -1, attn.heads, d).transpose(1, 2)
-            probs = torch.softmax((q.float() @ k.float().transpose(-1, -2)) * attn.scale, dim=-1)  # (N, H, P, T)
-            probs = probs.mean(1)  # (N, P, T)
-            w = st.token_weights.to(probs.device)  # (S, N, T)
-            maps = torch.einsum("npt,snt->nsp", probs, w)
+            qc = qc.reshape(b, p, attn.heads, d).transpose(1, 2)
+            kc = kc.reshape(b, -1, attn.heads, d).transpose(1, 2)
+            probs = torch.softmax((qc @ kc.transpose(-1, -2)).float() * attn.scale, dim=-1).mean(1)  # (N, P, T)
+            maps = torch.einsum("npt,snt->nsp", probs, st.token_weights.to(probs.device))
         st.add_maps(maps)
         return out
