@@ -21,7 +21,7 @@ run: setup
 # The headless main job: render the sample storybook (on a copy, so the shipped sample stays clean).
 render: setup
 	rm -rf out/sample-storybook && mkdir -p out && cp -r projects/sample-storybook out/
-	$(VENV)/bin/consistory-studio render out/sample-storybook --out out/book.pdf
+	$(VENV)/bin/consistory-studio render out/sample-storybook --out out/book.pdf --model tiny
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
