@@ -83,14 +83,9 @@ def anchor_prompt(prompt: str, subjects: tuple[str, ...]) -> str:
 
 
 def plan_character_job(project: Project, character_id: str, *, size: tuple[int, int], steps: int) -> CharacterJob:
-    c = project.character(character_id)
-    index = project.characters.index(c)
-    if not c.subjects:
-        raise ProjectError("the character has no subject word", path=f"characters[{index}].subjects",
-                           hint="Write the word panels use for it, e.g. “fox”.")
-    if not c.anchor_prompts:
-        raise ProjectError("the character has no description or anchor prompt",
-                           path=f"characters[{index}].description", hint="Describe how the character looks.")
+    from .character_identity import character_ready_for_anchors
+
+    character_ready_for_anchors(project, character_id)
     return CharacterJob(id=f"job-{uuid.uuid4().hex[:12]}", character_id=character_id, project=project,
                         size=size, steps=steps)
 

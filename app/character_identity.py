@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from engine.model_loader import LoadedModel
     from engine.request import StepInfo
 
-__all__ = ["CHARACTERS_DIR", "save_character_identity", "create_character_identity", "add_library_character",
+__all__ = ["CHARACTERS_DIR", "save_character_identity", "create_character_identity", "character_ready_for_anchors",
+           "add_library_character",
            "character_identity", "identity_size"]
 
 CHARACTERS_DIR = "characters"
@@ -71,14 +72,8 @@ def _with_subjects(prompt: str, subjects: tuple[str, ...]) -> str:
     return f"{prompt}, {' '.join(missing)}" if missing else prompt
 
 
-def create_character_identity(project: Project, folder: str | Path, character_id: str, model: "LoadedModel", *,
-                              size: tuple[int, int] | None = None, steps: int | None = None,
-                              on_step: "Callable[[StepInfo], None] | None" = None,
-                              should_cancel: Callable[[], bool] | None = None,
-                              library: CharacterLibrary | None = None) -> Project:
-    from engine.consistory.config import ConsistoryConfig
-    from engine.identity.identities import create_identity
-
+def character_ready_for_anchors(project: Project, character_id: str):
+    """The character, if it has what anchors need (a subject word and an anchor prompt); else ``ProjectError``."""
     c = project.character(character_id)
     index = project.characters.index(c)
     if not c.subjects:
@@ -87,6 +82,18 @@ def create_character_identity(project: Project, folder: str | Path, character_id
     if not c.anchor_prompts:
         raise ProjectError("the character has no description or anchor prompt",
                            path=f"characters[{index}].description", hint="Describe how the character looks.")
+    return c
+
+
+def create_character_identity(project: Project, folder: str | Path, character_id: str, model: "LoadedModel", *,
+                              size: tuple[int, int] | None = None, steps: int | None = None,
+                              on_step: "Callable[[StepInfo], None] | None" = None,
+                              should_cancel: Callable[[], bool] | None = None,
+                              library: CharacterLibrary | None = None) -> Project:
+    from engine.consistory.config import ConsistoryConfig
+    from engine.identity.identities import create_identity
+
+    c = character_ready_for_anchors(project, character_id)
     width, height = identity_size(model, size)
     gen = project.generation
     identity = create_identity(
