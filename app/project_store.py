@@ -123,11 +123,18 @@ def open_project(folder: str | Path, *, allow_missing: bool = False) -> Project:
     folder = Path(folder)
     if not folder.is_dir():
         raise ProjectError(f"the project folder {folder} does not exist", hint="Choose an existing project folder.")
-    path = resolve_inside(folder, PROJECT_FILE, what="project file")
-    project = read_project_file(path)
+    return _read_checked(folder, PROJECT_FILE, "project file", allow_missing)
+
+
+def _read_checked(folder: Path, name: str, what: str, allow_missing: bool) -> Project:
+    """Read one of the folder's project files and check the files it references (all three readers share this).
+
+    With ``allow_missing`` missing files are tolerated, but references leading out of the folder are still refused.
+    """
+    project = read_project_file(resolve_inside(folder, name, what=what))
     if not allow_missing:
         _check_files(project, folder)
-    else:  # still refuse references that lead out of the folder
+    else:
         for i, c in enumerate(project.characters):
             if c.identity_file is not None:
                 resolve_inside(folder, c.identity_file, what="identity file", path=f"characters[{i}].identity_file")
@@ -136,11 +143,7 @@ def open_project(folder: str | Path, *, allow_missing: bool = False) -> Project:
 
 def open_backup(folder: str | Path, *, allow_missing: bool = False) -> Project:
     """Read ``project.json.bak`` (the file as it was before the last save). Writes nothing."""
-    folder = Path(folder)
-    project = read_project_file(resolve_inside(folder, BACKUP_FILE, what="backup"))
-    if not allow_missing:
-        _check_files(project, folder)
-    return project
+    return _read_checked(Path(folder), BACKUP_FILE, "backup", allow_missing)
 
 
 def save_project(project: Project, folder: str | Path, *, discard_autosave: bool = True) -> None:
@@ -212,11 +215,7 @@ def recovery_available(folder: str | Path) -> bool:
 
 def recover(folder: str | Path, *, allow_missing: bool = False) -> Project:
     """The autosaved project (save it with ``save_project`` to keep it). Writes nothing."""
-    folder = Path(folder)
-    project = read_project_file(resolve_inside(folder, AUTOSAVE_FILE, what="autosave"))
-    if not allow_missing:
-        _check_files(project, folder)
-    return project
+    return _read_checked(Path(folder), AUTOSAVE_FILE, "autosave", allow_missing)
 
 
 def update_project(folder: str | Path, fn: Callable[[Project], Project], *,
