@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .otsu import otsu_threshold
 
-__all__ = ["smooth_features", "InjectionPlan", "batch_pool", "plan_injection", "DiftCapture"]
+__all__ = ["smooth_features", "InjectionPlan", "batch_pool", "plan_injection", "DiftCapture", "DiftCaptured"]
 
 
 def smooth_features(feats: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -114,12 +114,21 @@ def plan_injection(target_feats: torch.Tensor, target_masks: torch.Tensor, pool_
     return InjectionPlan(tgt_img, tgt_patch, flat, pool_owner[flat], alpha, p, best, selected)
 
 
-class DiftCapture:
-    """Forward hook on the DIFT block: keeps the conditional half's output at one step of run 1."""
+class DiftCaptured(Exception):
+    """Raised by ``DiftCapture`` to end run 1's last UNet pass as soon as the features are taken: nothing after
+    the DIFT block is needed there (the coarse cross-attention layers that feed the masks come before it)."""
 
-    def __init__(self, state, step: int):
+
+class DiftCapture:
+    """Forward hook on the DIFT block: keeps the conditional half's output at one step of run 1.
+
+    With ``stop=True`` the pass ends right after the capture (``DiftCaptured``), when that step is run 1's last.
+    """
+
+    def __init__(self, state, step: int, *, stop: bool = False):
         self.state = state
         self.step = step
+        self.stop = stop
         self.features: torch.Tensor | None = None
 
     def __call__(self, module, inputs, output):
@@ -130,4 +139,6 @@ class DiftCapture:
         n = st.n_images
         cond = out[n:2 * n] if st.do_cfg else out[:n]
         self.features = smooth_features(cond.detach().float())
+        if self.stop:
+            raise DiftCaptured()
         return None

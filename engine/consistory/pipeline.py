@@ -11,8 +11,10 @@ Schedule for S steps (reference values for S = 50 in brackets):
 3. **Run 2** — resumes from the snapshot (identical to run 1 up to there, so nothing is recomputed) and runs to the
    end with feature injection on steps ⌊0.1·S⌋ … ⌊S/3⌋ [5 … 16].
 
-UNet passes (batch 2N each) for S = 50: run 1 = 37 + 5 vanilla, run 2 = 45 → 87 vs 50 plain (1.74×); the reference
-code runs 2 × (50 + 6) = 112 (2.24×). Without injection: 50 + 5 = 55 (1.1×).
+UNet forwards (batch 2N each) for S = 50: run 1 = 37, run 2 = 45 → 82 vs 50 plain. The five vanilla-query passes
+do not recompute the encoder: they ride along in the main pass as a second copy of the batch through the decoder
+only (``vanilla_stream.py``), and run 1's last pass stops right after the DIFT block. The reference code runs
+2 × (50 + 6) = 112 full passes (2.24×). Without injection: 50 forwards, 5 of them with the decoder copy.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from ..denoise_loop import _with_preview, decode_latents, denoise, generate_plain, guided_noise, make_scheduler, \
     prepare, recipe_of
 from ..errors import OutOfMemoryError
-from ..request import GenerationResult, GenerationSpec, StepCallback
+from ..request import GenerationResult, GenerationSpec, StepCallback, StepInfo
 from .cross_attention_store import CrossAttentionRecorder
-from .feature_injection import DiftCapture, batch_pool, plan_injection
+from .feature_injection import DiftCapture, DiftCaptured, batch_pool, plan_injection
 from .run_state import RunState, blend_steps, inject_steps, source_matrix
 from .sdsa_processor import SelfAttentionProcessor
 from .subject_tokens import subject_token_positions
 from .unet_layers import analyse_unet
+from .vanilla_stream import VanillaStream
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_loader import LoadedModel
@@ -47,15 +50,20 @@ def dift_step_of(timesteps, dift_timestep: int) -> int:
     return len(timesteps) - 1
 
 
-def unet_pass_count(cfg, timesteps) -> int:
-    """UNet forwards (each over the whole CFG batch) that ``generate_consistent`` runs for this schedule."""
+def unet_pass_count(cfg, timesteps, *, encoder_injection: bool = True) -> int:
+    """UNet forwards (each over the whole CFG batch) that ``generate_consistent`` runs for this schedule.
+
+    Vanilla-query passes ride along in the main pass (``vanilla_stream.py``) and cost no forward of their own,
+    except on blending steps of run 2 where feature injection also changes the encoder (``encoder_injection``).
+    """
     steps = len(timesteps)
     blend = blend_steps(cfg, steps)
     if not cfg.inject:
-        return steps + len(blend)
+        return steps
     start = inject_steps(cfg, steps).start
     end1 = max(dift_step_of(timesteps, cfg.dift_timestep), start) + 1
-    return end1 + len([s for s in blend if s < end1]) + (steps - start) + len([s for s in blend if s > start])
+    separate = len([s for s in blend if s > start]) if encoder_injection else 0
+    return end1 + (steps - start) + separate
 
 
 def _token_weights(positions, n_images: int, n_tokens: int) -> torch.Tensor:
@@ -69,12 +77,15 @@ def _token_weights(positions, n_images: int, n_tokens: int) -> torch.Tensor:
 def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: StepCallback | None = None,
                         should_cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None,
                         preview_every: int = 0, record: dict[str, Any] | None = None,
-                        sources: torch.Tensor | None = None, bank=None) -> GenerationResult:
+                        sources: torch.Tensor | None = None, bank=None, fuse_vanilla: bool = True,
+                        stop_at_dift: bool = True) -> GenerationResult:
     """Generate ``spec`` as one consistent set (anchors = the first ``spec.consistory.anchors`` prompts).
 
     ``sources`` (S, N, N) overrides who reads whom per subject (default: everyone reads the anchors, for every
     subject); ``bank`` supplies anchors from a saved identity (``identity_bank.IdentityBank``); ``record`` receives
-    debugging probes (``record["state"]`` is the run state).
+    debugging probes (``record["state"]`` is the run state). ``fuse_vanilla=False`` runs every vanilla-query pass
+    as a UNet forward of its own and ``stop_at_dift=False`` completes run 1's last pass (both only to test and
+    measure the savings: the images are the same).
     """
     cfg = spec.consistory
     assert cfg is not None
@@ -124,7 +135,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     dift_step = dift_step_of(timesteps, cfg.dift_timestep)
     end1 = max(dift_step, inj.start) + 1 if cfg.inject else n_steps
     total = end1 + (n_steps - inj.start if cfg.inject else 0)
-    passes = {"n": 0}
+    passes = {"n": 0, "decoder_copies": 0}
     snap: dict[str, Any] = {}
     resume_step = {"skip_vanilla": -1}
 
@@ -132,15 +143,22 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
 
     def before_unet(i, t, lat):
         state.begin_step(i)
+        state.dual = False
         if i > last_blend and state.q_cache:
             state.q_cache.clear()  # blending is over: free the cached queries
         if i in blend and i != resume_step["skip_vanilla"]:
-            state.phase = "vanilla"
-            try:
-                guided_noise(model, lat, t, cond, current_scheduler["s"])
-            finally:
-                state.phase = "main"
-            passes["n"] += 1
+            if not fuse_vanilla or (state.run == 2 and i in inj
+                                    and any(layout.layers[n].block != "up" for n in injection_layers)):
+                # injection changes the encoder here: the vanilla queries need a pass of their own
+                state.phase = "vanilla"
+                try:
+                    guided_noise(model, lat, t, cond, current_scheduler["s"])
+                finally:
+                    state.phase = "main"
+                passes["n"] += 1
+            else:
+                state.dual = True   # the main pass carries the vanilla copy through the decoder
+                passes["decoder_copies"] += 1
         if state.run == 1 and cfg.inject and i == inj.start:
             snap["state"] = state.snapshot()
             snap["latents"] = lat.clone()
@@ -155,15 +173,25 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     current_scheduler = {"s": scheduler}
     freeu = cfg.freeu if cfg.freeu is not None else model.family == "sdxl"
     original = unet.attn_processors
-    capture = DiftCapture(state, dift_step)
+    capture = DiftCapture(state, dift_step, stop=stop_at_dift and cfg.inject and dift_step == end1 - 1)
     hook = unet.up_blocks[layout.dift_block].register_forward_hook(capture) if cfg.inject else None
+    last_up = max(layout.layers[n].block_index for n in layout.sdsa_layers())
+    stream = VanillaStream(state, unet, last_up) if blend else None
     try:
         unet.set_attn_processor(processors)
         if freeu:
             unet.enable_freeu(*cfg.freeu_params)
         step_cb = None if preview is None else preview.info
-        lat = denoise(model, latents, cond, scheduler, timesteps, stop_step=end1, before_unet=before_unet,
-                      after_step=after_step, on_step=step_cb, should_cancel=should_cancel, total_steps=total)
+        try:
+            lat = denoise(model, latents, cond, scheduler, timesteps, stop_step=end1, before_unet=before_unet,
+                          after_step=after_step, on_step=step_cb, should_cancel=should_cancel, total_steps=total)
+        except DiftCaptured:
+            # run 1's last pass ended at the DIFT block: fold that step's maps into the masks as a full step would
+            state.dual = False
+            state.end_step()
+            passes["partial"] = 1
+            if step_cb is not None:
+                step_cb(StepInfo(step=end1, total=total, preview=None))
         fine = layout.fine
         run1_masks = {f: m.clone() for f, m in state.masks.items()}
         if cfg.inject:
@@ -204,6 +232,9 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     finally:
         if hook is not None:
             hook.remove()
+        if stream is not None:
+            stream.remove()
+        state.dual = False
         if freeu:
             unet.disable_freeu()
         unet.set_attn_processor(original)
@@ -214,7 +245,8 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     recipe["consistory_schedule"] = {"dift_step": dift_step if cfg.inject else None,
                                      "inject_steps": [inj.start, inj.stop - 1] if cfg.inject else None,
                                      "blend_steps": sorted(blend), "unet_passes": passes["n"], "freeu": freeu}
-    extras = {"unet_passes": passes["n"], "noise": noise,
+    extras = {"unet_passes": passes["n"], "decoder_copies": passes["decoder_copies"],
+              "partial_passes": passes.get("partial", 0), "noise": noise,
               "subject_masks": None if fine_masks is None else fine_masks.cpu()}
     if state.injection is not None:
         extras["injected_patches"] = state.injection.selected.sum(1).tolist()

@@ -57,6 +57,7 @@ class RunState:
     device: torch.device
     step: int = 0
     phase: str = "main"                   # "main" | "vanilla"
+    dual: bool = False                    # this main pass carries a vanilla copy through the decoder
     run: int = 1
     share_on: bool = True
     inject_on: bool = False
@@ -65,6 +66,8 @@ class RunState:
     acc_count: int = 0
     masks: dict[int, torch.Tensor] = field(default_factory=dict)      # factor -> (S, N, P) bool, undropped
     key_index: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # factor -> per image flat (N*P) idx
+    key_groups: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)  # factor ->
+    # (images, flat idx): images that read exactly the same patches, attended to in one call
     dropped: dict[int, torch.Tensor] = field(default_factory=dict)  # factor -> (S, N, P) masks after dropout
     q_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     injection: object | None = None       # feature_injection.InjectionPlan during run 2
@@ -73,6 +76,11 @@ class RunState:
     external: object | None = None        # identity bank (anchors outside the batch), see identity_bank.py
 
     # -- schedule -------------------------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        """Rows of one copy of the batch in a UNet pass (2N with CFG)."""
+        return 2 * self.n_images if self.do_cfg else self.n_images
+
     @property
     def n_subjects(self) -> int:
         return self.token_weights.shape[0]
@@ -139,12 +147,13 @@ class RunState:
         """Before the UNet passes of ``step``: draw dropout and build each image's shared-key indices."""
         self.step = step
         self.key_index = {}
+        self.key_groups = {}
         self.dropped = {}
         if not (self.config.share and self.share_on) or step < 1 or not self.masks:
             return
         for factor in self.layout.decoder_factors:
             self.dropped[factor] = self.dropped_masks(factor, step)
-            self.key_index[factor] = self.shared_key_index(self.dropped[factor])
+            self.key_index[factor], self.key_groups[factor] = self.shared_key_index(self.dropped[factor])
 
     def dropped_masks(self, factor: int, step: int) -> torch.Tensor:
         """(S, N, P) bool: each image's subject patches that others may read at this step (after dropout)."""
@@ -157,15 +166,22 @@ class RunState:
             masks = masks & keep.to(self.device).unsqueeze(0)
         return masks
 
-    def shared_key_index(self, dropped: torch.Tensor) -> list[torch.Tensor]:
+    def shared_key_index(self, dropped: torch.Tensor) -> tuple[list[torch.Tensor], list[tuple[list[int], torch.Tensor]]]:
         """Per image i, the flat (N*P) indices of the patches it reads: allowed[i, j, p] = OR_s sources[s, i, j] &
-        dropped[s, j, p]. Computed once per step and resolution, shared by every layer at that resolution."""
+        dropped[s, j, p]; and the same grouped by identical index sets (every panel that reads only the anchors
+        reads the same patches). Computed once per step and resolution, shared by every layer at that resolution."""
         allowed = (self.sources.to(self.device).unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
         n, _, p = allowed.shape
         flat = allowed.reshape(n, n * p)
         nz = flat.nonzero()
         counts = torch.bincount(nz[:, 0], minlength=n).tolist()
-        return list(nz[:, 1].split(counts))
+        per_image = list(nz[:, 1].split(counts))
+        _, group_of = torch.unique(flat, dim=0, return_inverse=True)
+        members: dict[int, list[int]] = {}
+        for i, g in enumerate(group_of.tolist()):
+            members.setdefault(g, []).append(i)
+        groups = [(images, per_image[images[0]]) for images in members.values()]
+        return per_image, groups
 
     # -- snapshots (run 2 resumes from run 1) ----------------------------------------------------------------
     def snapshot(self) -> dict:

@@ -58,10 +58,25 @@ class SelfAttentionProcessor:
         if encoder_hidden_states is not None or attention_mask is not None or hidden_states.ndim != 3 \
                 or attn.spatial_norm is not None or attn.group_norm is not None:
             return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        if st.dual and hidden_states.shape[0] == 2 * st.rows:
+            # main rows first, then the vanilla copy (vanilla_stream.py): the copy's query is cached before the
+            # main rows of this layer read it
+            b = st.rows
+            vanilla = self._vanilla(attn, hidden_states[b:], temb)
+            return torch.cat([self._main(attn, hidden_states[:b], temb), vanilla])
         if st.phase == "vanilla":
-            if self.sdsa:
-                st.q_cache[self.layer.name] = attn.to_q(hidden_states)
+            return self._vanilla(attn, hidden_states, temb)
+        return self._main(attn, hidden_states, temb)
+
+    def _vanilla(self, attn, hidden_states, temb):
+        if not self.sdsa:
             return self.plain(attn, hidden_states, None, None, temb)
+        q = attn.to_q(hidden_states)
+        self.state.q_cache[self.layer.name] = q
+        return finish_output(attn, attend(attn, q, attn.to_k(hidden_states), attn.to_v(hidden_states)), hidden_states)
+
+    def _main(self, attn, hidden_states, temb):
+        st = self.state
         sharing = self.sdsa and st.sharing()
         nu = st.nu() if sharing else None
         injecting = self.inject and st.injecting()
@@ -89,6 +104,8 @@ class SelfAttentionProcessor:
         return out
 
     def _shared_attention(self, attn, x, q, k, v) -> torch.Tensor:
+        """Images that read the same source patches are attended to together: each one's own P keys followed by
+        the shared gathered keys (the same for the whole group), one SDPA call per group."""
         st = self.state
         n = st.n_images
         halves = x.shape[0] // n
@@ -100,21 +117,35 @@ class SelfAttentionProcessor:
         vh = v.view(halves, n, p, inner)
         kf = kh.reshape(halves, n * p, inner)
         vf = vh.reshape(halves, n * p, inner)
-        index = st.key_index.get(factor) if st.sharing() else None
+        groups = st.key_groups.get(factor) if st.sharing() else None
+        if groups is None:
+            groups = [(list(range(n)), None)]
         ext_k = ext_v = ext_index = None
         if st.external is not None and st.external.active(st):
             ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, factor)
         out = torch.empty_like(qh)
-        for i in range(n):
-            ks, vs = [kh[:, i]], [vh[:, i]]
-            if index is not None and index[i].numel():
-                ks.append(kf[:, index[i]])
-                vs.append(vf[:, index[i]])
-            if ext_k is not None and ext_index[i] is not None and ext_index[i].numel():
-                ks.append(ext_k[:, ext_index[i]])
-                vs.append(ext_v[:, ext_index[i]])
-            if len(ks) == 1:
-                out[:, i] = attend(attn, qh[:, i], ks[0], vs[0])
-            else:
-                out[:, i] = attend(attn, qh[:, i], torch.cat(ks, 1), torch.cat(vs, 1))
+        for images, index in groups:
+            g = len(images)
+            sel = slice(images[0], images[0] + g) if images == list(range(images[0], images[0] + g)) else images
+            ks, vs = [], []
+            if index is not None and index.numel():
+                ks.append(kf[:, index])
+                vs.append(vf[:, index])
+            if ext_k is not None:
+                ext = ext_index[images[0]]
+                if any(not torch.equal(ext_index[i], ext) for i in images[1:]):
+                    raise RuntimeError("images of one key group read different saved anchors")
+                if ext.numel():
+                    ks.append(ext_k[:, ext])
+                    vs.append(ext_v[:, ext])
+            qg = qh[:, sel].reshape(halves * g, p, inner)
+            if not ks:
+                out[:, sel] = attend(attn, qg, kh[:, sel].reshape(halves * g, p, inner),
+                                     vh[:, sel].reshape(halves * g, p, inner)).view(halves, g, p, inner)
+                continue
+            shared_k, shared_v = torch.cat(ks, 1), torch.cat(vs, 1)          # (halves, L, inner)
+            size = (halves, g, shared_k.shape[1], inner)
+            kg = torch.cat([kh[:, sel], shared_k.unsqueeze(1).expand(size)], 2).reshape(halves * g, -1, inner)
+            vg = torch.cat([vh[:, sel], shared_v.unsqueeze(1).expand(size)], 2).reshape(halves * g, -1, inner)
+            out[:, sel] = attend(attn, qg, kg, vg).view(halves, g, p, inner)
         return out.view(halves * n, p, inner)

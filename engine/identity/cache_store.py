@@ -23,7 +23,11 @@ from .identity_file import Identity
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_loader import LoadedModel
 
-__all__ = ["AnchorCacheStore", "default_cache_dir"]
+__all__ = ["AnchorCacheStore", "default_cache_dir", "CACHE_LAYOUT"]
+
+# What a cache holds and how the engine records it; bumped whenever recording changes (2: run 1's last pass
+# ends at the DIFT block, vanilla queries ride along in the decoder), so older files are rebuilt, never trusted.
+CACHE_LAYOUT = 2
 
 
 def default_cache_dir() -> Path:
@@ -65,7 +69,7 @@ class AnchorCacheStore:
             h.update(identity.noise.to(torch.float32).contiguous().numpy().tobytes())
         import diffusers
 
-        h.update(json.dumps([model.fingerprint, str(model.dtype), model.device, torch.__version__,
+        h.update(json.dumps([CACHE_LAYOUT, model.fingerprint, str(model.dtype), model.device, torch.__version__,
                              diffusers.__version__]).encode())
         return h.hexdigest()[:24]
 

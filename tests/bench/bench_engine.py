@@ -138,11 +138,12 @@ MODES: dict[str, Callable[[Any, Any], list]] = {
 
 
 class _UnetCounter:
-    """Counts UNet forward calls (a forward hook; removed by ``close``)."""
+    """Counts UNet forward calls as they start (a pre-hook, so a pass that ends early at the DIFT block counts
+    too; removed by ``close``)."""
 
     def __init__(self, unet):
         self.calls = 0
-        self._handle = unet.register_forward_hook(lambda *a: self._bump())
+        self._handle = unet.register_forward_pre_hook(lambda *a: self._bump())
 
     def _bump(self) -> None:
         self.calls += 1

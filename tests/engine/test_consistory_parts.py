@@ -223,6 +223,45 @@ def test_query_blending_pulls_queries_toward_the_vanilla_pass():
     assert st.nu() is None
 
 
+def test_panels_that_read_the_same_anchors_are_attended_together_with_the_same_result():
+    n = 5
+    full = torch.ones(1, n, 16, dtype=torch.bool)
+    st = _state(n=n, masks=full, dropout=0.5)
+    groups = st.key_groups[1]
+    assert sorted(images for images, _ in groups) == [[0], [1], [2, 3, 4]]
+    for images, index in groups:
+        assert all(torch.equal(index, st.key_index[1][i]) for i in images)
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+    attn, x = _layer_and_input(n=n)
+    with torch.no_grad():
+        grouped = proc(attn, x)
+        st.key_groups[1] = [([i], st.key_index[1][i]) for i in range(n)]   # one image per call
+        single = proc(attn, x)
+    assert torch.allclose(grouped, single, atol=1e-6)
+
+
+def test_a_vanilla_copy_in_the_same_call_equals_a_separate_vanilla_pass():
+    full = torch.ones(1, 3, 16, dtype=torch.bool)
+    st = _state(masks=full, query_blend=True)
+    st.begin_step(1)
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+    attn, x = _layer_and_input()
+    van = x + 0.25
+    with torch.no_grad():
+        st.phase = "vanilla"
+        sep_vanilla = proc(attn, van)
+        st.phase = "main"
+        sep_main = proc(attn, x)
+        st.q_cache.clear()
+        st.dual = True                          # [main rows; vanilla rows] in one call
+        both = proc(attn, torch.cat([x, van]))
+    assert torch.allclose(both[:6], sep_main, atol=1e-6)
+    assert torch.allclose(both[6:], sep_vanilla, atol=1e-6)
+    assert torch.allclose(st.q_cache[info.name], attn.to_q(van))
+
+
 # ---------------------------------------------------------------- feature injection
 def test_injection_plan_stays_inside_target_masks_and_reads_sources_only():
     torch.manual_seed(0)

@@ -54,7 +54,9 @@ def test_method_changes_the_images_and_reports_its_schedule(tiny_sdxl, full_run)
     sched = full_run.recipe["consistory_schedule"]
     # 10 leading DDIM steps: t = 901, 801, ... 1; DIFT at the first t <= 261 (step 7); injection on steps 1..3
     assert sched["dift_step"] == 7 and sched["inject_steps"] == [1, 3] and sched["blend_steps"] == [1]
-    assert full_run.extras["unet_passes"] == sched["unet_passes"] == 18
+    # run 1: steps 0..7 (the vanilla queries of step 1 ride along in the decoder), run 2: steps 1..9
+    assert full_run.extras["unet_passes"] == sched["unet_passes"] == 17
+    assert full_run.extras["decoder_copies"] == 1 and full_run.extras["partial_passes"] == 1
     assert sum(full_run.extras["injected_patches"]) > 0
 
 
@@ -65,8 +67,24 @@ def test_pass_count_of_the_reference_schedule():
                       timestep_spacing="leading")
     s.set_timesteps(50)
     assert int(s.timesteps[36]) == 261
-    assert unet_pass_count(ConsistoryConfig(), s.timesteps) == 87            # vs 112 in the reference code
-    assert unet_pass_count(ConsistoryConfig(inject=False), s.timesteps) == 55
+    assert unet_pass_count(ConsistoryConfig(), s.timesteps) == 82            # vs 112 in the reference code
+    assert unet_pass_count(ConsistoryConfig(inject=False), s.timesteps) == 50
+    # blending past the first injection step: run 2 needs vanilla passes of its own when the encoder is injected
+    late = ConsistoryConfig(query_blend_until=0.2)
+    assert unet_pass_count(late, s.timesteps) == 82 + 5
+    assert unet_pass_count(late, s.timesteps, encoder_injection=False) == 82
+
+
+def test_fused_vanilla_queries_and_the_early_dift_stop_keep_the_images(tiny_sdxl, full_run):
+    whole = generate_consistent(tiny_sdxl, _spec(), stop_at_dift=False)
+    assert np.array_equal(_px(whole.images), _px(full_run.images))   # the rest of run 1's last pass is unused
+    assert whole.extras["partial_passes"] == 0
+    separate = generate_consistent(tiny_sdxl, _spec(), fuse_vanilla=False, stop_at_dift=False)
+    assert separate.extras["unet_passes"] == 18 and separate.extras["decoder_copies"] == 0
+    # the same queries from a copy of the batch in the decoder (batch-size float noise at most)
+    diff = np.abs(_px(separate.images).astype(int) - _px(full_run.images).astype(int)).max()
+    assert diff <= 1
+    assert torch.equal(separate.extras["subject_masks"], full_run.extras["subject_masks"])
 
 
 def test_anchors_do_not_depend_on_non_anchor_prompts(tiny_sdxl, full_run):
@@ -105,7 +123,7 @@ def test_two_subjects_give_the_union_of_their_masks(tiny_sdxl):
 def test_sd15_runs_with_its_own_grids(tiny_sd15):
     r = generate(tiny_sd15, _spec(steps=10))
     assert len(r.images) == 3 and r.masks[0].shape == (32, 32)  # tiny-sd15: fine factor 1 of a 32x32 latent
-    assert r.extras["unet_passes"] == 18
+    assert r.extras["unet_passes"] == 17
 
 
 def test_prompt_without_its_subject_is_refused_before_any_work(tiny_sdxl):
