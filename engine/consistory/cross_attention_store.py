@@ -27,7 +27,7 @@ class CrossAttentionRecorder:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
         st = self.state
-        if (st.phase != "main" or encoder_hidden_states is None or hidden_states.ndim != 3
+        if (not st.records_maps() or encoder_hidden_states is None or hidden_states.ndim != 3
                 or attention_mask is not None or attn.spatial_norm is not None or attn.group_norm is not None
                 or attn.norm_cross):
             return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)

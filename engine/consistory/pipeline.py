@@ -134,6 +134,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     inj = inject_steps(cfg, n_steps)
     dift_step = dift_step_of(timesteps, cfg.dift_timestep)
     end1 = max(dift_step, inj.start) + 1 if cfg.inject else n_steps
+    state.mask_last = end1 - 1
     total = end1 + (n_steps - inj.start if cfg.inject else 0)
     passes = {"n": 0, "decoder_copies": 0}
     snap: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,7 @@ class RunState:
     dift: torch.Tensor | None = None      # (N, C, hf, wf) smoothed features captured in run 1
     record: dict[str, object] = field(default_factory=dict)  # optional probes for tests/debugging
     external: object | None = None        # identity bank (anchors outside the batch), see identity_bank.py
+    mask_last: int | None = None          # the last step whose masks are used when no image of the batch is read
 
     # -- schedule -------------------------------------------------------------------------------------------
     @property
@@ -110,6 +112,21 @@ class RunState:
     def injecting(self) -> bool:
         return self.phase == "main" and self.inject_on and self.injection is not None and self.step in inject_steps(
             self.config, self.n_steps)
+
+    @cached_property
+    def reads_any(self) -> bool:
+        """True when some image of the batch reads another one (False for panels against saved identities)."""
+        return bool(self.sources.any())
+
+    def records_maps(self) -> bool:
+        """Whether this main pass must record subject maps. When no image of the batch is read by another, masks
+        only serve at ``mask_last`` (injection targets, the masks shown to the user), so only the window of steps
+        that ends there is recorded; the masks there are the same as if every step had been."""
+        if self.phase != "main":
+            return False
+        if self.reads_any or self.mask_last is None:
+            return True
+        return self.run == 1 and self.mask_last - self.config.mask_window < self.step <= self.mask_last
 
     # -- attention store ------------------------------------------------------------------------------------
     def add_maps(self, maps: torch.Tensor) -> None:
@@ -149,7 +166,15 @@ class RunState:
         self.key_index = {}
         self.key_groups = {}
         self.dropped = {}
-        if not (self.config.share and self.share_on) or step < 1 or not self.masks:
+        if not (self.config.share and self.share_on) or step < 1:
+            return
+        if not self.reads_any:   # nobody in the batch is read: no masks, dropout or gathering needed
+            none = torch.zeros(0, dtype=torch.long, device=self.device)
+            for factor in self.layout.decoder_factors:
+                self.key_index[factor] = [none] * self.n_images
+                self.key_groups[factor] = [(list(range(self.n_images)), none)]
+            return
+        if not self.masks:
             return
         for factor in self.layout.decoder_factors:
             self.dropped[factor] = self.dropped_masks(factor, step)

@@ -262,6 +262,24 @@ def test_a_vanilla_copy_in_the_same_call_equals_a_separate_vanilla_pass():
     assert torch.allclose(st.q_cache[info.name], attn.to_q(van))
 
 
+def test_maps_are_recorded_only_where_someone_reads_them():
+    full = torch.ones(1, 3, 16, dtype=torch.bool)
+    batch = _state(masks=full)
+    batch.mask_last = 7
+    assert batch.reads_any and all(batch.records_maps() for batch.step in range(10))
+    # panels against saved identities (no anchors in the batch): only the mask window that ends at mask_last
+    alone = _state(anchors=0, masks=full)
+    alone.mask_last, alone.run = 7, 1
+    alone.config = ConsistoryConfig(anchors=0, mask_window=5)
+    recorded = [s for s in range(10) if (setattr(alone, "step", s) or alone.records_maps())]
+    assert not alone.reads_any and recorded == [3, 4, 5, 6, 7]
+    alone.run = 2
+    assert not any(alone.records_maps() for alone.step in range(10))
+    # the panel still shares (with the saved anchors, through the bank) and blends from step 1: empty own keys
+    alone.begin_step(1)
+    assert alone.sharing() and all(i.numel() == 0 for i in alone.key_index[1])
+
+
 # ---------------------------------------------------------------- feature injection
 def test_injection_plan_stays_inside_target_masks_and_reads_sources_only():
     torch.manual_seed(0)
