@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: setup run render test bench clean
+.PHONY: setup run render render-storybook test bench clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/consistory-studio
 
-# The headless main job: render the sample storybook (on a copy, so the shipped sample stays clean).
+# The headless main job: render the toy-world sample book with the built-in toy model (real pictures, offline;
+# on a copy, so the shipped sample stays clean).
 render: setup
+	rm -rf out/toy-storybook && mkdir -p out && cp -r projects/toy-storybook out/
+	$(VENV)/bin/consistory-studio render out/toy-storybook --out out/book.pdf
+
+# The fox-and-bear storybook needs a real model for pictures; with the tiny test model it checks the pipeline.
+render-storybook: setup
 	rm -rf out/sample-storybook && mkdir -p out && cp -r projects/sample-storybook out/
-	$(VENV)/bin/consistory-studio render out/sample-storybook --out out/book.pdf --model tiny
+	$(VENV)/bin/consistory-studio render out/sample-storybook --out out/storybook.pdf --model tiny
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

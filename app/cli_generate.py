@@ -202,6 +202,11 @@ def _run(args: argparse.Namespace) -> int:
     from app.model_choice import default_model_source
 
     source = args.model or default_model_source()
+    from app.model_profiles import profile_for, unknown_words_message
+
+    words = unknown_words_message(profile_for(source), [*args.prompt, *(args.subject or [])])
+    if words:
+        raise UsageError(words)
     try:
         from engine.generate import generate
         from engine.model_loader import load_model

@@ -5,8 +5,9 @@ Contract:
   panels with ``app.job_plan.plan_jobs`` and runs each job with ``app.job_runner.run_job`` (each finished job is
   saved into the project before the next starts), printing progress on stderr. ``--no-generate`` skips this.
 - ``--max-side N`` renders panels with their long side scaled to N pixels (rounded to the model's size step);
-  the built-in ``tiny`` models default to 128 px and 3 steps (random weights: more steps only cost time).
-  ``--steps`` overrides the project's step count.
+  built-in models default to their profile (``app.model_profiles``): the toy model 64 px and 20 steps, the tiny
+  models 128 px and 3 steps (random weights: more steps only cost time). ``--steps`` overrides the step count.
+- With the toy model, a job whose prompts use words it does not know is not drawn; the warning names the words.
 - A panel that cannot be generated (bad prompt, engine error) is reported and drawn as a labelled grey
   placeholder; the book is still written. A model that cannot be loaded, a bad project or a bad output path stops
   with one sentence on stderr and exit code 2 (from ``app.cli``). Cancel with Ctrl+C keeps finished panels.
@@ -25,9 +26,6 @@ from typing import Any
 
 __all__ = ["add_parser", "run", "scaled_size"]
 
-TINY_SOURCES = ("tiny", "tiny-sd15")
-TINY_MAX_SIDE = 128
-TINY_STEPS = 3
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,9 +42,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-generate", action="store_true", help="export only; missing panels become placeholders")
     p.add_argument("--dpi", type=int, default=300, help="resolution of png/cbz pages (default 300)")
     p.add_argument("--steps", type=int, default=None,
-                   help=f"denoising steps (default: the project's; {TINY_STEPS} for tiny)")
+                   help="denoising steps (default: the project's; 20 for toy, 3 for tiny)")
     p.add_argument("--max-side", type=int, default=None,
-                   help=f"long side of generated panels in pixels (default: panel size; {TINY_MAX_SIDE} for tiny)")
+                   help="long side of generated panels in pixels (default: panel size; 64 for toy, 128 for tiny)")
     p.add_argument("--batch", type=int, default=4, help="images per engine call, anchors included (default 4)")
     p.set_defaults(run=run)
 
@@ -97,6 +95,7 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
 
     from .job_runner import run_job
     from .model_choice import default_model_source
+    from .model_profiles import job_words_message, profile_for
     from .project_model import ProjectError
     from .project_store import open_project
 
@@ -108,14 +107,15 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
     _say(f"Loading model {source} …")
     model = load_model(source)
     multiple = 8 * int(getattr(model.pipe, "vae_scale_factor", 8))
-    max_side = args.max_side or (TINY_MAX_SIDE if source in TINY_SOURCES else None)
+    profile = profile_for(source)
+    max_side = args.max_side or profile.max_side
     work = project
     if max_side:
         work = replace(project, panels=tuple(
             replace(p, width=s[0], height=s[1]) for p in project.panels
             for s in [scaled_size(p.width, p.height, max_side, multiple)]))
-    if args.steps is None and source in TINY_SOURCES:
-        args = argparse.Namespace(**{**vars(args), "steps": TINY_STEPS})
+    if args.steps is None and profile.steps is not None:
+        args = argparse.Namespace(**{**vars(args), "steps": profile.steps})
     jobs, _ = _plan(work, folder, args, quiet=True)
     total = sum(len(j.panel_ids) for j in jobs)
     done = 0
@@ -129,6 +129,11 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
                 last[0] = now
                 _say(f"[job {k}/{len(jobs)}] {len(job.panel_ids)} panel(s), step {info.step}/{info.total}")
 
+        words = job_words_message(profile, job)
+        if words:
+            _say(f"warning: job {k}/{len(jobs)} ({', '.join(job.panel_ids)}) not drawn: {words}")
+            failed += list(job.panel_ids)
+            continue
         try:
             run_job(job, work, folder, model, on_progress=progress)
         except Cancelled:

@@ -38,13 +38,21 @@ class InvalidRequestError(EngineError):
 class SubjectNotInPromptError(InvalidRequestError):
     """A ConsiStory prompt does not contain its subject word."""
 
-    def __init__(self, prompt: str, word: str):
-        super().__init__(
-            f"The prompt {prompt!r} does not contain the subject word {word!r}.",
-            hint=f"Add {word!r} to the prompt or remove that character from the panel.",
-        )
+    def __init__(self, prompt: str, word: str, *, token_limit: int | None = None):
+        if token_limit is None:
+            super().__init__(
+                f"The prompt {prompt!r} does not contain the subject word {word!r}.",
+                hint=f"Add {word!r} to the prompt or remove that character from the panel.",
+            )
+        else:  # the word is there, but past what the text encoder reads
+            super().__init__(
+                f"In the prompt {prompt!r} the subject word {word!r} comes after the model's limit of "
+                f"{token_limit} tokens, so the model never reads it.",
+                hint=f"Shorten the prompt or move {word!r} nearer its start.",
+            )
         self.prompt = prompt
         self.word = word
+        self.token_limit = token_limit
 
 
 class Cancelled(EngineError):

@@ -23,6 +23,7 @@ from app.job_plan import Job, plan_jobs
 from app.job_queue import JobQueue
 from app.job_runner import apply_results
 from app.model_choice import default_model_source
+from app.model_profiles import job_words_message, profile_for
 from app.project_model import ProjectError
 from app.settings import Settings
 from ui.project_undo import push_command
@@ -95,7 +96,11 @@ class GenerationController(QObject):
         return None if source == "preloaded" else str(source)
 
     def _multiple(self) -> int:
-        return 16 if self.model_source().startswith("tiny") else 64
+        return profile_for(self.model_source()).size_multiple
+
+    def _longest(self) -> int:
+        """The longest side to generate at: the user's setting, capped at what a built-in model draws."""
+        return profile_for(self.model_source()).panel_side(self._settings.max_size)
 
     def _on_project_changed(self, project) -> None:
         if project is not None and self._session.folder is not None:
@@ -114,7 +119,11 @@ class GenerationController(QObject):
             return False
         return True
 
-    def _enqueue(self, job: Job | CharacterJob, title: str) -> None:
+    def _enqueue(self, job: Job | CharacterJob, title: str, *, checked: bool = False) -> None:
+        words = None if checked else job_words_message(profile_for(self.model_source()), job)
+        if words:
+            self.error.emit(f"{title} was not queued. {words}")
+            return
         self._jobs[job.id] = job
         self._dock.set_title(job.id, title)
         self.queue.enqueue(job)
@@ -127,7 +136,7 @@ class GenerationController(QObject):
         c = self._session.character(character_id)
         if c is None:
             return
-        side = self._settings.max_size
+        side = self._longest()
         try:
             job = plan_character_job(self._session.project, character_id,
                                      size=size_for(1.0, side, self._multiple()), steps=self._settings.steps)
@@ -138,7 +147,7 @@ class GenerationController(QObject):
 
     def _fit_to_slot(self, panel_id: str) -> None:
         panel = self._session.panel(panel_id)
-        w, h = size_for(slot_aspect(self._session.project, panel_id), self._settings.max_size, self._multiple())
+        w, h = size_for(slot_aspect(self._session.project, panel_id), self._longest(), self._multiple())
         if (panel.width, panel.height) != (w, h) and self.stack is not None:
             push_command(self.stack, self._session, EditPanel(panel_id, width=w, height=h),
                          ProjectChange.of("panel", panel_id, initiator=self))
@@ -177,8 +186,19 @@ class GenerationController(QObject):
         if not jobs:
             self.error.emit("Every panel has a picture already. Select a panel and press Regenerate for a new one.")
         index = {p.id: i + 1 for i, p in enumerate(project.panels)}
+        profile = profile_for(self.model_source())
+        refused: list[str] = []
+        first = None
         for job in jobs:
-            self._enqueue(job, "Panels " + ", ".join(str(index[p]) for p in job.panel_ids))
+            title = "Panels " + ", ".join(str(index[p]) for p in job.panel_ids)
+            words = job_words_message(profile, job)
+            if words:
+                refused.append(", ".join(str(index[p]) for p in job.panel_ids))
+                first = first or words
+                continue
+            self._enqueue(job, title, checked=True)
+        if refused:   # one message for the whole request
+            self.error.emit(f"Panels {', '.join(refused)} were not queued. {first}")
 
     def generate_selected(self) -> None:
         kind, item_id = self._session.selection

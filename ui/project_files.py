@@ -22,6 +22,7 @@ from app.app_session import ProjectChange
 from app.commands import AddCharacter, AddPage, AddPanel, RemoveCharacter, RemovePage, RemovePanel
 from app.layouts import load_layout
 from app.project_model import BookSettings, Character, Page, Panel, Project, ProjectError, SlotFill
+from app.model_choice import default_model_source
 from app.user_dirs import data_dir
 from ui.export_dialog import ExportDialog
 from ui.new_project_dialog import NewProjectDialog
@@ -30,9 +31,16 @@ from ui.project_undo import push_command
 if TYPE_CHECKING:  # pragma: no cover
     from ui.main_window import MainWindow
 
-__all__ = ["ProjectFiles", "SAMPLE_PROJECT", "new_id"]
+__all__ = ["ProjectFiles", "SAMPLE_PROJECT", "TOY_SAMPLE_PROJECT", "sample_project", "new_id"]
 
 SAMPLE_PROJECT = Path(__file__).resolve().parent.parent / "projects" / "sample-storybook"
+TOY_SAMPLE_PROJECT = SAMPLE_PROJECT.parent / "toy-storybook"
+
+
+def sample_project(model_source: str) -> Path:
+    """The sample a first run opens: the toy model only knows toy-world words, so it gets the toy-world book;
+    every other model gets the fox-and-bear storybook."""
+    return TOY_SAMPLE_PROJECT if model_source == "toy" else SAMPLE_PROJECT
 DEFAULT_LAYOUT = "2x2"
 
 
@@ -55,12 +63,13 @@ class ProjectFiles(QObject):
     def start(self) -> None:
         """First run: a copy of the sample project; later: the most recent project that still opens."""
         s = self.w.settings
-        if not s.first_run_done and (SAMPLE_PROJECT / project_store.PROJECT_FILE).is_file():
+        sample = sample_project(s.model_source or default_model_source())
+        if not s.first_run_done and (sample / project_store.PROJECT_FILE).is_file():
             s.first_run_done = True
-            target = data_dir() / "projects" / SAMPLE_PROJECT.name
+            target = data_dir() / "projects" / sample.name
             try:
                 if not target.exists():
-                    shutil.copytree(SAMPLE_PROJECT, target)
+                    shutil.copytree(sample, target)
                 self.open_folder(target)
             except (OSError, ProjectError) as exc:
                 self.w.show_status_error(f"Could not open the sample project: {exc}")

@@ -115,8 +115,10 @@ class RunState:
 
     @cached_property
     def reads_any(self) -> bool:
-        """True when some image of the batch reads another one (False for panels against saved identities)."""
-        return bool(self.sources.any())
+        """True when some image of the batch is read: by another one, or by later panels (an identity's anchors
+        being recorded). False for panels against saved identities."""
+        recording = self.external is not None and getattr(self.external, "recording", False)
+        return recording or bool(self.sources.any())
 
     def records_maps(self) -> bool:
         """Whether this main pass must record subject maps. When no image of the batch is read by another, masks

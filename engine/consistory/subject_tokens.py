@@ -43,7 +43,9 @@ def subject_token_positions(tokenizer, prompts: list[str], subjects: list[str]) 
                 word_ids = tokenizer(word, add_special_tokens=False).input_ids
                 hits = _find_all(ids, word_ids) if word_ids else []
                 if not hits:
-                    raise SubjectNotInPromptError(prompt, word)
+                    whole = tokenizer(prompt, truncation=False).input_ids
+                    beyond = bool(word_ids) and bool(_find_all(whole, word_ids))
+                    raise SubjectNotInPromptError(prompt, word, token_limit=max_len if beyond else None)
                 found.update(hits)
             per_prompt.append(sorted(found))
         out.append(per_prompt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,37 @@ def test_user_errors_exit_2_with_a_sentence_and_write_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["render", str(folder), "--out", str(out), "--format", "docx"])
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_toy_sample_renders_real_pictures_and_the_storybook_is_refused_by_name(tmp_path, capsys):
+    """``make render``'s job: the toy-world sample with the default model draws its characters as written."""
+    from PIL import Image
+
+    from app.model_choice import default_model_source
+    from engine.toyworld.judge import judge
+
+    root = Path(__file__).resolve().parents[2]
+    if default_model_source() != "toy":
+        pytest.skip("the toy model is not installed")
+    folder = tmp_path / "toy"
+    shutil.copytree(root / "projects" / "toy-storybook", folder)
+    rc = main(["render", str(folder), "--out", str(tmp_path / "toy.pdf")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "could not be generated" not in err and "Wrote 3 page(s) as pdf" in err, err
+    project = open_project(folder)
+    colours = {}
+    for panel in project.panels:
+        with Image.open(folder / "assets" / f"{panel.current}.png") as im:
+            assert im.size == (64, 64)             # the toy model's native size, not the page slot's 1024 px
+            colours[panel.id] = judge(im.convert("RGB")).colour
+    pip = [colours[p.id] for p in project.panels if p.character_ids == ("pip",)]
+    dot = [colours[p.id] for p in project.panels if p.character_ids == ("dot",)]
+    assert pip.count("red") >= len(pip) - 1 and dot.count("blue") >= len(dot) - 1, colours
+    # the fox-and-bear storybook names words the toy model cannot draw: refused by name, book still written
+    story = tmp_path / "story"
+    shutil.copytree(root / "projects" / "sample-storybook", story)
+    rc = main(["render", str(story), "--out", str(tmp_path / "story.pdf"), "--model", "toy"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "not drawn: The built-in toy model does not know the words" in err
+    assert "8 panel(s) could not be generated" in err and "Loading model toy" in err

@@ -91,6 +91,15 @@ def test_prompt_without_subject_is_refused_with_prompt_and_word(tokenizer):
     with pytest.raises(SubjectNotInPromptError) as err:
         subject_token_positions(tokenizer, ["a fox in snow", "a cat in snow"], ["fox"])
     assert "'a cat in snow'" in str(err.value) and "'fox'" in str(err.value)
+    assert err.value.token_limit is None
+
+
+def test_subject_past_the_token_limit_is_refused_naming_the_limit(tokenizer):
+    long = "a " + "very " * (tokenizer.model_max_length) + "small fox"
+    with pytest.raises(SubjectNotInPromptError) as err:
+        subject_token_positions(tokenizer, ["a fox", long], ["fox"])
+    assert err.value.token_limit == tokenizer.model_max_length
+    assert f"limit of {tokenizer.model_max_length} tokens" in str(err.value) and "Shorten" in str(err.value)
 
 
 # ---------------------------------------------------------------- layout

@@ -1,0 +1,79 @@
+"""What the built-in models can draw: their native size, the steps worth running and, for the toy model, the
+only words it knows. Real models (hub ids, folders, checkpoints) have no profile limits.
+
+Contract:
+- ``profile_for(source) -> ModelProfile`` (no torch import).
+- ``ModelProfile.panel_side(longest)``: the longest side to generate at, given the user's setting.
+- ``ModelProfile.unknown_words(text)``: the words of ``text`` the model does not know (always empty for real
+  models); ``unknown_words_message(...)`` / ``job_words_message(profile, job)``: one sentence for the user, or
+  ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["ModelProfile", "profile_for", "unknown_words_message", "job_words_message"]
+
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    source: str
+    label: str
+    max_side: int | None = None          # longest side it draws well; None: whatever the user sets
+    size_multiple: int = 64              # panel sides are rounded to multiples of this
+    steps: int | None = None             # headless renders use this step count unless told otherwise
+    vocabulary: frozenset[str] | None = None   # None: an open vocabulary
+
+    def panel_side(self, longest: int) -> int:
+        return longest if self.max_side is None else min(longest, self.max_side)
+
+    def unknown_words(self, text: str) -> list[str]:
+        if self.vocabulary is None:
+            return []
+        return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in self.vocabulary))
+
+
+def _toy_vocabulary() -> frozenset[str]:
+    from engine.toyworld.captions import VOCABULARY
+
+    return frozenset(VOCABULARY)
+
+
+def profile_for(source: str | None) -> ModelProfile:
+    source = (source or "").strip()
+    if source == "toy":
+        return ModelProfile("toy", "the built-in toy model", max_side=64, size_multiple=16, steps=20,
+                            vocabulary=_toy_vocabulary())
+    if source in ("tiny", "tiny-sd15"):
+        # random weights: pictures are noise whatever the size, so keep them small and the steps few
+        return ModelProfile(source, "the tiny test model", max_side=128, size_multiple=16, steps=3)
+    return ModelProfile(source, source or "the model")
+
+
+def unknown_words_message(profile: ModelProfile, texts: list[str]) -> str | None:
+    """A sentence naming the words the model cannot draw, or ``None`` when it knows them all."""
+    unknown = list(dict.fromkeys(w for t in texts for w in profile.unknown_words(t)))
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:8]) + (" …" if len(unknown) > 8 else "")
+    known = " ".join(sorted(profile.vocabulary or ()))
+    return (f"{profile.label[0].upper()}{profile.label[1:]} does not know the words {shown}; it only knows: {known}. "
+            "Write prompts with those words (see the toy-world sample), or choose a real model in Settings → Model.")
+
+
+def job_words_message(profile: ModelProfile, job) -> str | None:
+    """``unknown_words_message`` for everything a queued job would write into prompts (panel and anchor prompts,
+    subject words)."""
+    if profile.vocabulary is None:
+        return None
+    spec = getattr(job, "spec", None)
+    if spec is not None:
+        texts = [*spec.prompts, *spec.subjects]
+    else:  # a character's anchors
+        c = job.project.character(job.character_id)
+        texts = [*c.anchor_prompts, *c.subjects] if c is not None else []
+    return unknown_words_message(profile, texts)

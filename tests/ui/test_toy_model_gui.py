@@ -1,0 +1,64 @@
+"""With the built-in toy model the app draws at the model's size, opens the toy-world sample on a first run, and
+refuses panels written in words the model does not know with one message naming them (nothing queued)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from app.app_session import ProjectChange
+from app.commands import EditPanel
+from app.project_model import BookSettings, Panel, Project
+from app.project_store import save_project
+from app.settings import Settings
+from ui.main_window import MainWindow
+from ui.project_files import SAMPLE_PROJECT, TOY_SAMPLE_PROJECT, sample_project
+from ui.project_undo import push_command
+
+
+def _window(qtbot, settings) -> MainWindow:
+    win = MainWindow(settings)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_each_model_opens_the_sample_it_can_draw():
+    assert sample_project("toy") == TOY_SAMPLE_PROJECT and sample_project("tiny") == SAMPLE_PROJECT
+    assert sample_project("org/some-sdxl") == SAMPLE_PROJECT
+    assert (TOY_SAMPLE_PROJECT / "project.json").is_file()
+
+
+def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSISTORY_STUDIO_HOME", str(tmp_path / "home"))
+    settings = Settings(tmp_path / "settings.ini")
+    settings.model_source, settings.max_size, settings.first_run_done = "toy", 1024, True
+    folder = tmp_path / "book"
+    folder.mkdir()
+    panels = (Panel(id="p1", text="a fox holding a lantern", seed=1),
+              Panel(id="p2", text="a bear in a cave", seed=2))
+    save_project(Project(title="T", book=BookSettings(title="T"), panels=panels), folder)
+    w = _window(qtbot, settings)
+    try:
+        assert w.files.open_folder(folder)
+        gen = w.generation
+        assert gen._longest() == 64 and gen._multiple() == 16
+        queued: list = []
+        monkeypatch.setattr(gen.queue, "enqueue", lambda job: queued.append(job))
+        errors: list[str] = []
+        gen.error.connect(errors.append)
+        gen.generate_missing()
+        assert queued == [] and len(errors) == 1, errors
+        assert errors[0].startswith("Panels 1, 2 were not queued. The built-in toy model does not know the words")
+        assert "fox" in errors[0] and "creature" in errors[0]
+        # the panel's size was fitted to what the toy model draws (64 px long side), not 1024
+        assert max(w.session.project.panel("p1").width, w.session.project.panel("p1").height) == 64
+        # a toy-world prompt is queued
+        w.session.select("panel", "p1")
+        errors.clear()
+        push_command(w.undo_stack, w.session, EditPanel("p1", text="a red creature in the snow"),
+                     ProjectChange.of("panel", "p1"))
+        qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
+        assert len(queued) == 1 and errors == []
+        assert queued[0].spec.width == 64 and queued[0].spec.prompts == ("a red creature in the snow",)
+    finally:
+        w.confirm_close_without_asking()
