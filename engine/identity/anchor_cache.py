@@ -36,6 +36,7 @@ class AnchorCache:
     owner: torch.Tensor | None = None       # (Q,) anchor index of each pool patch
     selection: dict[tuple[int, int, int], torch.Tensor] = field(default_factory=dict)  # (run, step, factor) ->
     # (S, A, P) bool: the dropped subject patches whose tokens were kept (in memory only, for inspection)
+    offloaded: bool = False                 # tokens/outputs live in host memory, copied per layer on use
 
     def nbytes(self) -> int:
         total = sum(t.numel() * t.element_size() for t in self.tokens.values())
@@ -120,7 +121,9 @@ class IdentityBank:
         parts = [t for t in parts if t is not None and t.shape[1]]
         if not parts:
             return None, None, None
-        tokens = torch.cat(parts, 1).to(attn.to_k.weight.dtype)
+        weight = attn.to_k.weight
+        parts = [t.to(weight.device, non_blocking=True) for t in parts]   # offloaded caches live in host memory
+        tokens = torch.cat(parts, 1).to(weight.dtype)
         halves = tokens.shape[0]
         if halves != (2 if st.do_cfg else 1):
             raise ValueError("the identity was made with a different guidance setting")
@@ -132,7 +135,7 @@ class IdentityBank:
         parts = [c.outputs.get((layer, st.step)) for c in self.caches]
         if any(p is None for p in parts):
             return None
-        return torch.cat(parts, 0)
+        return torch.cat([p.to(st.device, non_blocking=True) for p in parts], 0)
 
     def extend_pool(self, feats, owner, masks, sources):
         """Append every identity's anchors to the injection pool; subject s reads only its owner's anchors."""

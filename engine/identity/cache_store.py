@@ -3,6 +3,11 @@ cache dir, keyed by a fingerprint of the recipe, the noise, the model and the li
 
 A cache file that does not match its key, fails its checksum or cannot be parsed is never trusted: it is deleted,
 reported (``events``) and rebuilt.
+
+GPU memory: at 1024² a cache is several GB (README). ``offload`` keeps its per-layer, per-step tensors in host
+memory (pinned when CUDA is there) and the panel copies each one to the device when its layer runs
+(``IdentityBank``); ``None`` (default) offloads when the cache would take more than a quarter of the free device
+memory, ``True``/``False`` force it. On a CPU model it changes nothing.
 """
 
 from __future__ import annotations
@@ -50,8 +55,10 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 class AnchorCacheStore:
     _default: "AnchorCacheStore | None" = None
 
-    def __init__(self, disk_dir: str | Path | None = None, max_memory_bytes: int = 2 << 30):
+    def __init__(self, disk_dir: str | Path | None = None, max_memory_bytes: int = 2 << 30,
+                 offload: bool | None = None):
         self.disk_dir = Path(disk_dir) if disk_dir is not None else None
+        self.offload = offload
         self.max_memory_bytes = max_memory_bytes
         self._memory: "OrderedDict[str, AnchorCache]" = OrderedDict()
         self.events: list[str] = []   # "hit-memory", "hit-disk", "built", "rebuilt-damaged:<why>"
@@ -85,7 +92,24 @@ class AnchorCacheStore:
             cache, self.last_drift = build_anchor_cache(model, identity, should_cancel=should_cancel)
             self.events.append("built")
             self._save_disk(key, cache)
+        cache = self._place(cache, model)
         self._remember(key, cache)
+        return cache
+
+    def _place(self, cache: AnchorCache, model: "LoadedModel") -> AnchorCache:
+        """Move the per-layer tensors to host memory when offloading (see the module doc)."""
+        device = torch.device(model.pipe._execution_device)
+        offload = self.offload
+        if offload is None:
+            offload = device.type == "cuda" and cache.nbytes() > 0.25 * torch.cuda.mem_get_info(device)[0]
+        if not offload:
+            return cache
+        pin = torch.cuda.is_available()
+        host = lambda t: t.to("cpu").pin_memory() if pin else t.to("cpu")  # noqa: E731
+        cache.tokens = {k: host(t) for k, t in cache.tokens.items()}
+        cache.outputs = {k: host(t) for k, t in cache.outputs.items()}
+        cache.offloaded = True
+        self.events.append("offloaded")
         return cache
 
     def _remember(self, key: str, cache: AnchorCache) -> None:

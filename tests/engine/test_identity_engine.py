@@ -173,3 +173,37 @@ def test_two_characters_in_one_panel_read_only_their_own_anchors(tiny_sdxl, fox,
         if bear_only[patch]:
             assert owner in (3, 4)
     assert any(fox_only[p] for p in owners) or any(bear_only[p] for p in owners)
+
+
+def test_an_offloaded_cache_gives_the_same_panel(tiny_sdxl, fox):
+    ident, _ = fox
+    kept, offloaded = AnchorCacheStore(offload=False), AnchorCacheStore(offload=True)
+    a = generate_with_identities(tiny_sdxl, prompts=("a fox reads a map",), seeds=(7,), identities=[ident],
+                                 store=kept)
+    b = generate_with_identities(tiny_sdxl, prompts=("a fox reads a map",), seeds=(7,), identities=[ident],
+                                 store=offloaded)
+    cache = offloaded.get(tiny_sdxl, ident)
+    assert cache.offloaded and "offloaded" in offloaded.events and "offloaded" not in kept.events
+    assert all(t.device.type == "cpu" for t in [*cache.tokens.values(), *cache.outputs.values()])
+    assert np.array_equal(_px(a.images[0]), _px(b.images[0]))
+    # automatic: a CPU model never offloads (nothing to gain)
+    auto = AnchorCacheStore()
+    auto.get(tiny_sdxl, ident)
+    assert "offloaded" not in auto.events
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_offloaded_cache_lives_in_pinned_host_memory_on_a_gpu(fox):
+    from engine.model_loader import load_model
+
+    ident, _ = fox
+    model = load_model("tiny", device="cuda")
+    kept, offloaded = AnchorCacheStore(offload=False), AnchorCacheStore(offload=True)
+    args = dict(prompts=("a fox reads a map",), seeds=(7,), identities=[ident])
+    a = generate_with_identities(model, store=kept, **args)
+    b = generate_with_identities(model, store=offloaded, **args)
+    cache = offloaded.get(model, ident)
+    assert all(t.device.type == "cpu" and t.is_pinned() for t in cache.tokens.values())
+    assert all(t.device.type == "cuda" for t in kept.get(model, ident).tokens.values())
+    assert np.abs(_px(a.images[0]) - _px(b.images[0])).max() <= 2
