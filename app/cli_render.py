@@ -113,7 +113,7 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
     if max_side:
         work = replace(project, panels=tuple(
             replace(p, width=s[0], height=s[1]) for p in project.panels
-            for s in [scaled_size(p.width, p.height, max_side, multiple)]))
+            for s in [profile.panel_size(scaled_size(p.width, p.height, max_side, multiple))]))
     if args.steps is None and profile.steps is not None:
         args = argparse.Namespace(**{**vars(args), "steps": profile.steps})
     jobs, _ = _plan(work, folder, args, quiet=True)

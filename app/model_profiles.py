@@ -26,10 +26,16 @@ class ModelProfile:
     max_side: int | None = None          # longest side it draws well; None: whatever the user sets
     size_multiple: int = 64              # panel sides are rounded to multiples of this
     steps: int | None = None             # headless renders use this step count unless told otherwise
+    fixed_size: tuple[int, int] | None = None   # trained at one size only: every panel is drawn at it (the page
+    # crops it to the slot)
     vocabulary: frozenset[str] | None = None   # None: an open vocabulary
 
     def panel_side(self, longest: int) -> int:
         return longest if self.max_side is None else min(longest, self.max_side)
+
+    def panel_size(self, aspect_size: tuple[int, int]) -> tuple[int, int]:
+        """The size to draw a panel at, given the size that follows its page slot."""
+        return self.fixed_size or aspect_size
 
     def unknown_words(self, text: str) -> list[str]:
         if self.vocabulary is None:
@@ -47,7 +53,7 @@ def profile_for(source: str | None) -> ModelProfile:
     source = (source or "").strip()
     if source == "toy":
         return ModelProfile("toy", "the built-in toy model", max_side=64, size_multiple=16, steps=20,
-                            vocabulary=_toy_vocabulary())
+                            fixed_size=(64, 64), vocabulary=_toy_vocabulary())
     if source in ("tiny", "tiny-sd15"):
         # random weights: pictures are noise whatever the size, so keep them small and the steps few
         return ModelProfile(source, "the tiny test model", max_side=128, size_multiple=16, steps=3)

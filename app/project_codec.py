@@ -223,7 +223,7 @@ def _character(v: Any, path: str) -> Character:
 def _panel(v: Any, path: str) -> Panel:
     d = _obj(v, path, ("id", "text"), ("character_ids", "style", "negative_prompt", "seed", "seed_locked", "width",
                                        "height", "alternates", "current", "dropout"))
-    size = "a multiple of 16 between 64 and 4096 pixels"
+    size = "a multiple of 16 between 16 and 4096 pixels"   # 16: small built-in models draw 64 px panels
     p = Panel(
         id=_id(d["id"], _join(path, "id")), text=_str(d["text"], _join(path, "text")),
         character_ids=_list(d.get("character_ids", []), _join(path, "character_ids"), _id, max_len=8),
@@ -231,8 +231,8 @@ def _panel(v: Any, path: str) -> Panel:
         negative_prompt=_str(d.get("negative_prompt", ""), _join(path, "negative_prompt")),
         seed=_int(d.get("seed", 0), _join(path, "seed"), 0, MAX_SEED, "a whole number ≥ 0"),
         seed_locked=_bool(d.get("seed_locked", False), _join(path, "seed_locked")),
-        width=_int(d.get("width", 512), _join(path, "width"), 64, 4096, size),
-        height=_int(d.get("height", 512), _join(path, "height"), 64, 4096, size),
+        width=_int(d.get("width", 512), _join(path, "width"), 16, 4096, size),
+        height=_int(d.get("height", 512), _join(path, "height"), 16, 4096, size),
         alternates=_list(d.get("alternates", []), _join(path, "alternates"), _asset_id),
         current=_opt(_asset_id)(d.get("current"), _join(path, "current")),
         dropout=_opt(_float)(d.get("dropout"), _join(path, "dropout"), 0.0, 0.99))

@@ -145,17 +145,26 @@ class GenerationController(QObject):
             return
         self._enqueue(job, job.title)
 
-    def _fit_to_slot(self, panel_id: str) -> None:
+    def _fit_to_slot(self, panel_id: str) -> bool:
+        """Give the panel its page slot's aspect at the size the model draws. False (and a message) when the
+        project refuses that size: the panel is then not generated at a size nobody asked for."""
         panel = self._session.panel(panel_id)
-        w, h = size_for(slot_aspect(self._session.project, panel_id), self._longest(), self._multiple())
+        w, h = profile_for(self.model_source()).panel_size(
+            size_for(slot_aspect(self._session.project, panel_id), self._longest(), self._multiple()))
         if (panel.width, panel.height) != (w, h) and self.stack is not None:
-            push_command(self.stack, self._session, EditPanel(panel_id, width=w, height=h),
-                         ProjectChange.of("panel", panel_id, initiator=self))
+            refused = push_command(self.stack, self._session, EditPanel(panel_id, width=w, height=h),
+                                   ProjectChange.of("panel", panel_id, initiator=self))
+            if refused:
+                n = [p.id for p in self._session.project.panels].index(panel_id) + 1
+                self.error.emit(f"Panel {n} cannot be drawn at {w}×{h} px: {refused}")
+                return False
+        return True
 
     def generate_panel(self, panel_id: str, count: int = 1) -> None:
         if not self._ready() or self._session.panel(panel_id) is None:
             return
-        self._fit_to_slot(panel_id)
+        if not self._fit_to_slot(panel_id):
+            return
         project = self._session.project
         panel = project.panel(panel_id)
         n = [p.id for p in project.panels].index(panel_id) + 1
@@ -175,8 +184,8 @@ class GenerationController(QObject):
             return
         project = self._session.project
         for p in project.panels:
-            if p.current is None:
-                self._fit_to_slot(p.id)
+            if p.current is None and not self._fit_to_slot(p.id):
+                return
         project = self._session.project
         try:
             jobs = plan_jobs(project, max_batch=max(2, self._settings.max_batch), steps=self._settings.steps)

@@ -141,7 +141,7 @@ BAD_FOLDERS = {
     "not utf-8": (lambda f: _write(f, b"\xff\xfe{}"), "project.json: the file is damaged: it is not UTF-8 text"),
     "NaN number": (lambda f: _write(f, json.dumps(_doc(f)).replace('"seed": 0', '"seed": NaN', 1).encode()),
                    "project.json: the file is damaged: NaN is not a valid number"),
-    "wrong type": (_with(panels__1__width="wide"), 'panels[1].width: expected a multiple of 16 between 64'),
+    "wrong type": (_with(panels__1__width="wide"), 'panels[1].width: expected a multiple of 16 between 16'),
     "newer schema": (_with(schema_version=99), "schema_version: this project was made by a newer version of "
                                                 "Consistory Studio (schema 99, this app reads up to 2); update"),
     "missing asset": (_case_missing, "assets: 1 file(s) the project uses are missing: assets/"),

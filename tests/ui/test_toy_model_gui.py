@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from app.app_session import ProjectChange
 from app.commands import EditPanel
-from app.project_model import BookSettings, Panel, Project
+from app.project_model import BookSettings, Page, Panel, Project, SlotFill
 from app.project_store import save_project
 from app.settings import Settings
 from ui.main_window import MainWindow
@@ -36,7 +36,8 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
     folder.mkdir()
     panels = (Panel(id="p1", text="a fox holding a lantern", seed=1),
               Panel(id="p2", text="a bear in a cave", seed=2))
-    save_project(Project(title="T", book=BookSettings(title="T"), panels=panels), folder)
+    pages = (Page("pg", "2-tiers", slots=(SlotFill("p1"), SlotFill("p2"))),)   # two wide slots
+    save_project(Project(title="T", book=BookSettings(title="T"), panels=panels, pages=pages), folder)
     w = _window(qtbot, settings)
     try:
         assert w.files.open_folder(folder)
@@ -50,8 +51,8 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
         assert queued == [] and len(errors) == 1, errors
         assert errors[0].startswith("Panels 1, 2 were not queued. The built-in toy model does not know the words")
         assert "fox" in errors[0] and "creature" in errors[0]
-        # the panel's size was fitted to what the toy model draws (64 px long side), not 1024
-        assert max(w.session.project.panel("p1").width, w.session.project.panel("p1").height) == 64
+        # the panel's size is what the toy model draws (64×64, whatever the slot), not 1024
+        assert (w.session.project.panel("p1").width, w.session.project.panel("p1").height) == (64, 64)
         # a toy-world prompt is queued
         w.session.select("panel", "p1")
         errors.clear()
@@ -60,5 +61,10 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
         qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
         assert len(queued) == 1 and errors == []
         assert queued[0].spec.width == 64 and queued[0].spec.prompts == ("a red creature in the snow",)
+        # a model without a fixed size follows the slot's aspect, however small (tiny: 128 px long side)
+        settings.model_source = "tiny"
+        assert gen._fit_to_slot("p2")
+        p2 = w.session.project.panel("p2")
+        assert p2.width == 128 and p2.height < p2.width and p2.height % 16 == 0
     finally:
         w.confirm_close_without_asking()
