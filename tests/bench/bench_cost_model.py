@@ -185,11 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or ("1024x1024" if args.arch == "sdxl-base" else "512x512")
     width, height = (int(v) for v in size.lower().split("x"))
     rows = cost_model(args.arch, width, height, args.steps, args.batch, args.anchors, args.subject_fraction)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for k, v in rows.items():
-            print(f"{k:32s} {v}")
+    from bench_report import print_rows  # tests/bench is the script's folder
+
+    print_rows(rows, args.json)
     return 0
 
 

@@ -308,11 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         return _child(args)
     rows = run_all(args)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for k, v in rows.items():
-            print(f"{k:32s} {v}")
+    from bench_report import print_rows  # tests/bench is the script's folder
+
+    print_rows(rows, args.json)
     return 0
 
 
