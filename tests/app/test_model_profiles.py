@@ -43,3 +43,10 @@ def test_each_sample_suits_its_model():
     refused = [job_words_message(toy, j) for j in story]
     assert refused and all(m is not None and "does not know the words" in m for m in refused)
     assert all(job_words_message(profile_for("tiny"), j) is None for j in story)
+    # a character's anchors are checked too (its anchor prompts and subject words)
+    from app.anchor_jobs import plan_character_job
+
+    fox = plan_character_job(open_project(ROOT / "projects" / "sample-storybook"), "mira", size=(64, 64), steps=2)
+    assert "fox" in job_words_message(toy, fox)
+    pip = plan_character_job(open_project(ROOT / "projects" / "toy-storybook"), "pip", size=(64, 64), steps=2)
+    assert job_words_message(toy, pip) is None
