@@ -29,6 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 MODES = ("plain", "consistory", "no_share", "no_inject", "no_dropout", "no_query_blend")
+# stronger-than-default settings, run on request (--modes): does more injection or sharing move more attributes?
+EXTRA_MODES = {"long_inject": {"inject_start": 0.05, "inject_end": 0.6},
+               "strong_share": {"dropout": 0.0, "query_blend": False, "inject_start": 0.05, "inject_end": 0.6}}
 
 
 def mode_config(mode: str):
@@ -38,7 +41,7 @@ def mode_config(mode: str):
         return None
     base = ConsistoryConfig()
     changes = {"consistory": {}, "no_share": {"share": False}, "no_inject": {"inject": False},
-               "no_dropout": {"dropout": 0.0}, "no_query_blend": {"query_blend": False}}[mode]
+               "no_dropout": {"dropout": 0.0}, "no_query_blend": {"query_blend": False}, **EXTRA_MODES}[mode]
     return ConsistoryConfig(**{**base.to_dict(), "freeu_params": base.freeu_params, **changes})
 
 
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=4, help="images per set (the first two are the anchors)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    known = (*MODES, *EXTRA_MODES)
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(known)}")
     p.add_argument("--grid", help="save each mode's pictures (one row per set) as PREFIX_<mode>.png")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: more spin on a busy machine)")
     p.add_argument("--json", action="store_true")
@@ -136,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"model": args.model, "sets": args.sets, "size": args.size, "steps": args.steps,
                     "guidance": args.guidance, "modes": {}}
     for mode in args.modes.split(","):
-        if mode not in MODES:
-            p.error(f"Unknown mode {mode!r}; choose from {', '.join(MODES)}.")
+        if mode not in known:
+            p.error(f"Unknown mode {mode!r}; choose from {', '.join(known)}.")
         try:
             res = run_mode(model, mode, sets, args.steps, args.guidance, keep_images=bool(args.grid))
         except Exception as exc:  # noqa: BLE001 - a missing or broken engine part is reported, not fatal
