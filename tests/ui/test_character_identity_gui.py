@@ -5,8 +5,8 @@ from the library dialog, export, import) work by clicks, with one clear sentence
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QFileDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 
 from app.anchor_jobs import read_sheet
 from app.character_library import CharacterLibrary
@@ -16,16 +16,6 @@ from app.settings import Settings
 from ui.main_window import MainWindow
 
 TIMEOUT_MS = 120_000
-
-
-def in_modal(handler) -> None:
-    def poll():
-        dialog = QApplication.activeModalWidget()
-        if dialog is None:
-            QTimer.singleShot(20, poll)
-            return
-        handler(dialog)
-    QTimer.singleShot(0, poll)
 
 
 @pytest.fixture
@@ -103,7 +93,7 @@ def test_anchors_reroll_pick_and_recreate_on_another_model(qtbot, window):
     assert read_sheet(folder, pip.identity_file).model_source == "tiny-sd15" and ce.model_banner.isHidden()
 
 
-def test_library_save_add_export_import_by_clicks(qtbot, window, tmp_path, monkeypatch):
+def test_library_save_add_export_import_by_clicks(qtbot, window, tmp_path, monkeypatch, in_modal):
     w, ce = window, window.character_editor
     folder = w.session.folder
     # Without anchors: save and export say what to do; the library stays empty.

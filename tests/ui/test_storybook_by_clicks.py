@@ -10,8 +10,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QToolBar
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDialogButtonBox, QToolBar
 
 from app.anchor_jobs import read_sheet
 from app.assets import read_sidecar
@@ -29,17 +29,6 @@ def click_action(qtbot, window, action) -> None:
     button = toolbar.widgetForAction(action)
     assert button is not None and button.isEnabled(), action.text()
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def in_modal(qtbot, handler) -> None:
-    """Run ``handler(dialog)`` on the next modal dialog, from inside its event loop."""
-    def poll():
-        dialog = QApplication.activeModalWidget()
-        if dialog is None:
-            QTimer.singleShot(20, poll)
-            return
-        handler(dialog)
-    QTimer.singleShot(0, poll)
 
 
 def type_into(qtbot, widget, text: str) -> None:
@@ -80,14 +69,14 @@ def pdf_text(path: Path) -> str:
     pytest.skip("pdftotext (poppler-utils) is needed to read the PDF's text")
 
 
-def test_whole_storybook_by_clicks(qtbot, window, tmp_path):
+def test_whole_storybook_by_clicks(qtbot, window, tmp_path, in_modal):
     w = window
     # 1. New project (Ctrl+N's toolbar button), typed into the dialog.
     def fill_new(dialog):
         type_into(qtbot, dialog.title_edit, "Fox Book")
         type_into(qtbot, dialog.parent_edit, str(tmp_path))
         click_ok(qtbot, dialog)
-    in_modal(qtbot, fill_new)
+    in_modal(fill_new)
     click_action(qtbot, w, w.new_action)
     folder = tmp_path / "fox-book"
     assert w.session.folder == folder and (folder / "project.json").is_file()
@@ -181,7 +170,7 @@ def test_whole_storybook_by_clicks(qtbot, window, tmp_path):
     def fill_export(dialog):
         type_into(qtbot, dialog.path_edit, str(out))
         click_ok(qtbot, dialog)
-    in_modal(qtbot, fill_export)
+    in_modal(fill_export)
     click_action(qtbot, w, w.export_action)
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
