@@ -111,48 +111,42 @@ def cost_model(arch: str = "sdxl-base", width: int = 1024, height: int = 1024, s
 
     p_fact = 1.0 - cfg.dropout
 
+    def dims(names: list[str]) -> list[tuple[int, int, int]]:
+        """(patches P, inner width C, input width) of each named attention layer at this size."""
+        out = []
+        for name in names:
+            factor = layout.layers[name].factor
+            out.append(((lat_h // factor) * (lat_w // factor), *_attn_dims(unet, name)))
+        return out
+
+    sdsa_dims, mask_dims = dims(layout.sdsa_layers()), dims(layout.mask_layers())
+
     def attention_extra(rows_per_image: int, keys_per_p: list[float]) -> float:
         """Extra attention FLOPs per forward with sharing; ``keys_per_p``: each image's gathered keys / P."""
-        att = 0.0
-        for name in layout.sdsa_layers():
-            factor = layout.layers[name].factor
-            p = (lat_h // factor) * (lat_w // factor)
-            inner, _ = _attn_dims(unet, name)
-            for share in keys_per_p:
-                att += rows_per_image * 4.0 * p * (share * p) * inner
-        return att
+        return sum(rows_per_image * 4.0 * p * (share * p) * inner for p, inner, _ in sdsa_dims for share in keys_per_p)
 
     def record_extra(n_images: int) -> float:
-        total = 0.0
-        for name in layout.mask_layers():
-            factor = layout.layers[name].factor
-            p = (lat_h // factor) * (lat_w // factor)
-            inner, _ = _attn_dims(unet, name)
-            total += n_images * 2.0 * p * 77 * inner
-        return total
+        return sum(n_images * 2.0 * p * 77 * inner for p, inner, _ in mask_dims)
+
+    def run_flops(pc: dict[str, float], per_sharing_forward: float, per_forward: float) -> float:
+        """The schedule's FLOPs: full and partial passes, decoder copies and the per-forward extras."""
+        return ((forwards - partial) * pc["pass"] + partial * pc["partial"] + copies * pc["decoder_copy"]
+                + sharing_forwards * per_sharing_forward + forwards * per_forward)
 
     # --- a consistent set of N images: A anchors read A-1 sources, panels read A
-    rows = 2 * batch
-    pc = pieces(rows)
+    pc = pieces(2 * batch)
     per_source = subject_fraction * p_fact
     shares = [per_source * (anchors - 1)] * anchors + [per_source * anchors] * (batch - anchors)
     sdsa = attention_extra(2, shares)
     rec = record_extra(batch)
-    set_flops = ((forwards - partial) * pc["pass"] + partial * pc["partial"] + copies * pc["decoder_copy"]
-                 + sharing_forwards * sdsa + forwards * rec)
+    set_flops = run_flops(pc, sdsa, rec)
     plain = steps * pc["pass"]
 
-    # --- one identity panel against a saved character (cached anchors, batch of one)
+    # --- one identity panel against a saved character (cached anchors, batch of one): the cached keys are also
+    # projected by to_k and to_v, both CFG halves, every layer and step
     p1 = pieces(2)
-    sdsa1 = attention_extra(2, [per_source * anchors])
-    proj1 = 0.0
-    for name in layout.sdsa_layers():
-        factor = layout.layers[name].factor
-        p = (lat_h // factor) * (lat_w // factor)
-        inner, width_in = _attn_dims(unet, name)
-        proj1 += 2 * 2.0 * 2.0 * (per_source * anchors * p) * width_in * inner  # to_k and to_v, both halves
-    panel_flops = ((forwards - partial) * p1["pass"] + partial * p1["partial"] + copies * p1["decoder_copy"]
-                   + sharing_forwards * (sdsa1 + proj1) + forwards * record_extra(1))
+    proj1 = sum(2 * 2.0 * 2.0 * (per_source * anchors * p) * width_in * inner for p, inner, width_in in sdsa_dims)
+    panel_flops = run_flops(p1, attention_extra(2, [per_source * anchors]) + proj1, record_extra(1))
     panel_plain = steps * p1["pass"]
 
     return {
