@@ -1,15 +1,16 @@
 """Captions for toy-world creatures, their vocabulary (one token per word) and the scene phrases.
 
-``caption(c)`` is the fully specified sentence ("a red round creature with a pink hat in the desert");
+``caption(c)`` is the fully specified sentence ("a red spotted round creature with a pink hat in the desert");
 ``random_caption(c, rng)`` drops attributes at random (the training distribution); ``underspecified(scene)`` is
-the subject-only prompt used by the consistency benchmark ("a creature in the snow").
+the subject-only prompt used by the consistency benchmark ("a creature in the snow"; with ``shape``, the kind of
+creature is named and its look left open: "a round creature in the snow").
 """
 
 from __future__ import annotations
 
 import random
 
-from .render import BODY_COLOURS, HAT_COLOURS, SCENES, SHAPES, Creature
+from .render import BODY_COLOURS, HAT_COLOURS, MARKINGS, SCENES, SHAPES, Creature
 
 __all__ = ["SUBJECT", "SCENE_PHRASES", "VOCABULARY", "caption", "random_caption", "underspecified"]
 
@@ -18,15 +19,18 @@ SCENE_PHRASES: dict[str, str] = {
     "snow": "in the snow", "beach": "on the beach", "forest": "in the forest", "night": "at night",
     "desert": "in the desert"}
 VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(
-    ["a", SUBJECT, "with", "no", "hat", *BODY_COLOURS, *SHAPES, *HAT_COLOURS,
+    ["a", SUBJECT, "with", "no", "hat", *BODY_COLOURS, *SHAPES, *HAT_COLOURS, *MARKINGS,
      *" ".join(SCENE_PHRASES.values()).split()]))
 assert set(SCENE_PHRASES) == set(SCENES)
 
 
-def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str | None) -> str:
+def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str | None,
+             markings: str | None = None) -> str:
     words = ["a"]
     if colour:
         words.append(colour)
+    if markings:
+        words.append(markings)
     if shape:
         words.append(shape)
     words.append(SUBJECT)
@@ -39,7 +43,7 @@ def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str 
 
 def caption(c: Creature) -> str:
     """Every attribute said."""
-    return _compose(c.colour, c.shape, c.hat or "none", c.scene)
+    return _compose(c.colour, c.shape, c.hat or "none", c.scene, c.markings)
 
 
 def random_caption(c: Creature, rng: random.Random) -> str:
@@ -51,9 +55,10 @@ def random_caption(c: Creature, rng: random.Random) -> str:
     r = rng.random()
     hat: str | None = None if r < 0.3 else ("any" if (c.hat and r < 0.38) else (c.hat or "none"))
     scene = c.scene if rng.random() < 0.85 else None
-    return _compose(colour, shape, hat, scene)
+    markings = c.markings if rng.random() < 0.75 else None
+    return _compose(colour, shape, hat, scene, markings)
 
 
-def underspecified(scene: str) -> str:
-    """Subject and scene only."""
-    return _compose(None, None, None, scene)
+def underspecified(scene: str, shape: str | None = None) -> str:
+    """Subject and scene only, or with ``shape`` also the kind of creature: colour, markings and hat left open."""
+    return _compose(None, shape, None, scene)

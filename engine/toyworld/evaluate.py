@@ -2,7 +2,7 @@
 
 ``fidelity(model, n)`` generates ``n`` fully specified prompts (creatures drawn from ``random.Random(seed)``,
 every attribute said) through ``engine.generate`` and judges each picture; it returns the share judged right per
-attribute (body colour, shape, hat present/absent, hat colour, scene) and the images, so a grid can be saved
+attribute (body colour, markings, shape, hat present/absent, hat colour, scene) and the images, so a grid can be saved
 with ``grid(images)`` and looked at.
 """
 
@@ -25,6 +25,7 @@ __all__ = ["Fidelity", "fidelity", "grid"]
 @dataclass(frozen=True)
 class Fidelity:
     colour: float
+    markings: float
     shape: float
     hat_present: float
     hat: float
@@ -35,7 +36,7 @@ class Fidelity:
     creatures: tuple[Creature, ...] = ()
 
     def summary(self) -> dict:
-        return {k: round(getattr(self, k), 3) for k in ("colour", "shape", "hat_present", "hat", "scene")} | {
+        return {k: round(getattr(self, k), 3) for k in ("colour", "markings", "shape", "hat_present", "hat", "scene")} | {
             "n": self.n, "seconds": round(self.seconds, 1)}
 
 
@@ -53,10 +54,11 @@ def fidelity(model, n: int = 60, seed: int = 2, steps: int = 20, guidance: float
                               seed * 10000 + i + len(part))), width=64, height=64, steps=steps, guidance=guidance)
         images += generate(model, spec).images
     seconds = time.time() - t0
-    right = {"colour": 0, "shape": 0, "hat_present": 0, "hat": 0, "scene": 0}
+    right = {"colour": 0, "markings": 0, "shape": 0, "hat_present": 0, "hat": 0, "scene": 0}
     for img, c in zip(images, creatures):
         j = judge(img)
         right["colour"] += j.colour == c.colour
+        right["markings"] += j.markings == c.markings
         right["shape"] += j.shape == c.shape
         right["hat_present"] += (j.hat is None) == (c.hat is None)
         right["hat"] += j.hat == c.hat

@@ -61,7 +61,8 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     write_tokenizer(tmp / "tokenizer")  # the project's own files (the saved ones are equivalent)
     ustate = torch.load(Path(run) / "unet.pt", map_location="cpu", weights_only=False)
     (tmp / "training.json").write_text(json.dumps(
-        {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema}, indent=1))
+        {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema,
+         "init": ustate.get("init")}, indent=1))
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)

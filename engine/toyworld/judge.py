@@ -6,9 +6,12 @@
    extra element anywhere), distances capped so the creature counts the same for every scene; lowest mean wins;
 2. creature region: pixels far from the judged scene's palette, main 4-connected components, holes filled;
 3. body colour: the body colour most region pixels are nearest to (within ``MAX_DIST``);
-4. shape from the body's row widths: triangle when the upper rows are much narrower than the lower ones, square
-   when it fills its box, round otherwise;
-5. hat: hat-coloured region pixels above the top fifth of the body, enough of them (else ``None``).
+4. shape from the silhouette's row widths (the region below the body colour's first row: eyes and markings
+   included, the hat cut off): triangle when the upper rows are much narrower than the lower ones, square when it
+   fills its box, round otherwise;
+5. hat: hat-coloured region pixels above the top fifth of the body, enough of them (else ``None``);
+6. markings: pixels nearer the marking colour than the body colour in the body's marking rows (``MARK_ZONE``):
+   few → plain; rows crossed by one long run of them → striped; else spotted.
 
 No learning, no randomness: the same picture always gets the same judgement.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, SCENES
+from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, MARK_COLOUR, MARK_ZONE, SCENES
 
 __all__ = ["Judgement", "judge", "iou", "MAX_DIST"]
 
@@ -39,11 +42,18 @@ class Judgement:
     hat: str | None          # a hat colour, or None for no hat
     region: np.ndarray       # bool (64, 64): the creature
     scene_score: float       # mean capped palette distance of the chosen scene (lower = cleaner)
+    markings: str | None = None  # plain / spotted / striped (None when no body was found)
 
     @property
-    def identity(self) -> tuple[str | None, str | None, str | None]:
-        """What must agree between two pictures of the same creature."""
-        return self.colour, self.shape, self.hat
+    def identity(self) -> tuple[str | None, str | None, str | None, str | None]:
+        """Every creature attribute: colour, markings, shape, hat."""
+        return self.colour, self.markings, self.shape, self.hat
+
+    @property
+    def look(self) -> tuple[str | None, str | None, str | None]:
+        """What must agree between two pictures of the same character: colour, markings and shape (the body).
+        A hat is a prop: a panel may show the character with or without one (reported apart)."""
+        return self.colour, self.markings, self.shape
 
 
 def _as_array(image) -> np.ndarray:
@@ -82,10 +92,12 @@ def _scene_distance(px: np.ndarray, scene: str) -> np.ndarray:
     return d
 
 
-def _main_components(mask: np.ndarray, keep: float = 0.15) -> np.ndarray:
-    """The largest 4-connected component and every other one at least ``keep`` of its size (specks dropped)."""
+def _main_components(mask: np.ndarray, keep: float = 0.15, diagonal: bool = False) -> np.ndarray:
+    """The largest 4-connected (``diagonal``: 8-connected) component and every other one at least ``keep`` of its
+    size (specks dropped)."""
     h, w = mask.shape
     seen = np.zeros_like(mask)
+    steps = ((1, 0), (-1, 0), (0, 1), (0, -1)) + (((1, 1), (1, -1), (-1, 1), (-1, -1)) if diagonal else ())
     comps: list[list[tuple[int, int]]] = []
     for y0, x0 in zip(*np.nonzero(mask)):
         if seen[y0, x0]:
@@ -96,7 +108,7 @@ def _main_components(mask: np.ndarray, keep: float = 0.15) -> np.ndarray:
         while q:
             y, x = q.popleft()
             comp.append((y, x))
-            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+            for ny, nx in ((y + dy, x + dx) for dy, dx in steps):
                 if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
                     seen[ny, nx] = True
                     q.append((ny, nx))
@@ -149,6 +161,33 @@ def _shape(body: np.ndarray) -> str | None:
     return "square" if fill > 0.87 else "round"
 
 
+def _markings(body: np.ndarray, dark: np.ndarray, shape: str | None) -> str:
+    """Dark pixels between the body's left and right edge on its marking rows (markings may touch the outline)."""
+    rows = np.nonzero(body.any(1))[0]
+    top, height = rows[0], rows[-1] - rows[0] + 1
+    start = top + int(round(MARK_ZONE.get(shape or "round", MARK_ZONE["round"])[0] * height))
+    spans = np.zeros_like(body)
+    for y in range(start, rows[-1] + 1):
+        xs = np.nonzero(body[y])[0]
+        if len(xs) >= 4:
+            spans[y, xs[0]:xs[-1] + 1] = True
+    marks = dark & spans
+    if spans.sum() == 0 or marks.sum() < max(4, 0.07 * spans.sum()):
+        return "plain"
+    # a stripe is one long run of marked pixels across the row; spots make short runs (at most 0.3 of the width)
+    runs = np.array([_longest_run(row) for row in marks], np.float32)
+    cover = runs / np.maximum(spans.sum(1), 1)
+    return "striped" if (cover >= 0.45).sum() >= 2 else "spotted"
+
+
+def _longest_run(row: np.ndarray) -> int:
+    best = cur = 0
+    for v in row:
+        cur = cur + 1 if v else 0
+        best = max(best, cur)
+    return best
+
+
 def judge(image) -> Judgement:
     px = _as_array(image)
     scene_d = {s: _scene_distance(px, s) for s in SCENES}
@@ -156,8 +195,8 @@ def judge(image) -> Judgement:
     scene = min(scores, key=scores.get)
     fg = scene_d[scene] > REGION_DIST
     region = _fill_holes(_main_components(fg)) if fg.any() else fg
-    names = [*BODY_COLOURS, *(f"hat:{k}" for k in HAT_COLOURS), "eye", "pupil"]
-    cols = [*BODY_COLOURS.values(), *HAT_COLOURS.values(), EYE_WHITE, EYE_BLACK]
+    names = [*BODY_COLOURS, *(f"hat:{k}" for k in HAT_COLOURS), "eye", "pupil", "mark"]
+    cols = [*BODY_COLOURS.values(), *HAT_COLOURS.values(), EYE_WHITE, EYE_BLACK, MARK_COLOUR]
     d = np.stack([_dist(px, c) for c in cols], -1)
     nearest = d.argmin(-1)
     known = d.min(-1) <= MAX_DIST
@@ -165,18 +204,29 @@ def judge(image) -> Judgement:
     counts = [int((region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
     if max(counts) >= 12:
         colour = names[int(np.argmax(counts))]
-    shape, hat = None, None
+    shape, hat, markings = None, None, None
     if colour is not None:
         body = region & known & (nearest == names.index(colour))
-        body = _fill_holes(_main_components(body, keep=1.0))
-        shape = _shape(body)
+        body = _fill_holes(_main_components(body, keep=1.0, diagonal=True))
+        # the silhouette: the creature's region from the body's first row down (the hat cut off), so that eyes and
+        # markings (blurred by a model, they can split the body's own colour in parts) count as body
+        rows = np.nonzero(body.sum(1) >= 2)[0]
+        silhouette = region.copy()
+        silhouette[:rows[0] if len(rows) else 0] = False
+        silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
+        shape = _shape(silhouette)
+        # a marking pixel is nearer the marking colour than the body's (blurred edges count half-way)
+        dark = _dist(px, MARK_COLOUR) < _dist(px, BODY_COLOURS[colour])
+        markings = _markings(silhouette, dark, shape)
+        body = silhouette
         rows = np.nonzero(body.any(1))[0]
         top, height = rows[0], rows[-1] - rows[0] + 1
         above = region & known & (np.arange(64)[:, None] < top + 0.2 * height)
         hat_counts = [int((above & (nearest == len(BODY_COLOURS) + i)).sum()) for i in range(len(HAT_COLOURS))]
         if max(hat_counts) >= max(6, 0.06 * body.sum()):
             hat = list(HAT_COLOURS)[int(np.argmax(hat_counts))]
-    return Judgement(scene=scene, colour=colour, shape=shape, hat=hat, region=region, scene_score=scores[scene])
+    return Judgement(scene=scene, colour=colour, shape=shape, hat=hat, region=region, scene_score=scores[scene],
+                     markings=markings)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

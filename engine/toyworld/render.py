@@ -3,7 +3,9 @@
 ``render(attrs)`` draws ``attrs`` (a frozen ``Creature``) at ``size`` px (64 by default) by drawing at 4x and
 downsampling (soft edges, easy to encode); the same attributes always give the same pixels. ``random_creature(rng)``
 draws attributes from a ``random.Random``. The palette constants are shared with the judge: body colours, shapes,
-hat colours and scenes were chosen far apart in RGB so that a palette analyser can read them back.
+hat colours and scenes were chosen far apart in RGB so that a palette analyser can read them back. Markings
+(``plain``, ``spotted``, ``striped``) are dark patches inside the lower body, away from the eyes: an appearance
+attribute, drawn inside the silhouette, like a character's fur pattern.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["BODY_COLOURS", "SHAPES", "HAT_COLOURS", "SCENES", "EYE_WHITE", "EYE_BLACK", "Creature", "Render",
-           "render", "random_creature"]
+__all__ = ["BODY_COLOURS", "SHAPES", "MARKINGS", "HAT_COLOURS", "SCENES", "EYE_WHITE", "EYE_BLACK", "MARK_COLOUR",
+           "MARK_ZONE", "Creature", "Render", "render", "random_creature"]
 
 BODY_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (210, 40, 40), "blue": (40, 70, 210), "green": (60, 190, 70)}
 SHAPES: tuple[str, ...] = ("round", "square", "triangle")
+MARKINGS: tuple[str, ...] = ("plain", "spotted", "striped")
+MARK_COLOUR = (34, 28, 28)
+# rows of the body box (fractions of its height, from the top) that hold the markings, per shape; the eyes are above
+MARK_ZONE: dict[str, tuple[float, float]] = {"round": (0.52, 1.0), "square": (0.52, 1.0), "triangle": (0.75, 1.0)}
 HAT_COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (250, 225, 40), "pink": (230, 60, 200), "white": (255, 255, 255)}
 # scene -> (sky, ground, extra element colour or None)
@@ -47,6 +53,7 @@ class Creature:
     cx: float = 0.5      # body centre x
     bottom: float = 0.86  # body bottom y
     width: float = 0.48  # body width
+    markings: str = "plain"  # a MARKINGS value
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def random_creature(rng: random.Random) -> Creature:
     return Creature(
         colour=rng.choice(list(BODY_COLOURS)), shape=rng.choice(SHAPES), hat=rng.choice(hats),
         scene=rng.choice(list(SCENES)), cx=rng.uniform(0.36, 0.64), bottom=rng.uniform(0.80, 0.92),
-        width=rng.uniform(0.40, 0.54))
+        width=rng.uniform(0.40, 0.54), markings=rng.choice(MARKINGS))
 
 
 def _scene(draw: ImageDraw.ImageDraw, scene: str, s: int) -> None:
@@ -108,6 +115,37 @@ def _eyes(draw: ImageDraw.ImageDraw, c: Creature, s: int) -> None:
         draw.ellipse([ex - rp, ey - rp + r * 0.2, ex + rp, ey + rp + r * 0.2], fill=EYE_BLACK)
 
 
+def _half_width(c: Creature, s: int, f: float) -> float:
+    """Half the body's width (canvas px) at ``f`` of its height from the top."""
+    x0, y0, x1, y1 = _box(c, s)
+    half = (x1 - x0) / 2
+    if c.shape == "round":
+        return half * max(0.0, 1 - (2 * f - 1) ** 2) ** 0.5
+    if c.shape == "triangle":
+        return half * f
+    return half
+
+
+def _markings(draw: ImageDraw.ImageDraw, c: Creature, s: int) -> None:
+    """Two stripes or three spots inside the lower body (inset from its outline), or nothing."""
+    if c.markings == "plain":
+        return
+    x0, y0, x1, y1 = _box(c, s)
+    w, h, cx = x1 - x0, y1 - y0, (x0 + x1) / 2
+    tri = c.shape == "triangle"
+    if c.markings == "striped":
+        bands = ((0.76, 0.845), (0.88, 0.965)) if tri else ((0.56, 0.67), (0.76, 0.87))
+        for a, b in bands:
+            half = (0.7 if tri else 0.8) * min(_half_width(c, s, a), _half_width(c, s, b))
+            draw.rectangle([cx - half, y0 + a * h, cx + half, y0 + b * h], fill=MARK_COLOUR)
+    else:
+        r = (0.075 if tri else 0.085) * w
+        spots = ((0.0, 0.80), (-0.21, 0.905), (0.21, 0.905)) if tri else ((-0.2, 0.66), (0.2, 0.66), (0.0, 0.82))
+        for dx, fy in spots:
+            x, y = cx + dx * w, y0 + fy * h
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=MARK_COLOUR)
+
+
 def _hat(draw: ImageDraw.ImageDraw, c: Creature, s: int, fill) -> None:
     x0, y0, x1, y1 = _box(c, s)
     w = x1 - x0
@@ -122,13 +160,14 @@ def _hat(draw: ImageDraw.ImageDraw, c: Creature, s: int, fill) -> None:
 def render(c: Creature, size: int = 64) -> Render:
     """Draw ``c``; deterministic (no randomness inside). Raises ``ValueError`` on unknown attributes."""
     if c.colour not in BODY_COLOURS or c.shape not in SHAPES or c.scene not in SCENES or (
-            c.hat is not None and c.hat not in HAT_COLOURS):
+            c.hat is not None and c.hat not in HAT_COLOURS) or c.markings not in MARKINGS:
         raise ValueError(f"Unknown toy-world attributes: {c}.")
     s = size * SS
     img = Image.new("RGB", (s, s))
     draw = ImageDraw.Draw(img)
     _scene(draw, c.scene, s)
     _body(draw, c, s, BODY_COLOURS[c.colour])
+    _markings(draw, c, s)
     _eyes(draw, c, s)
     body = Image.new("L", (s, s))
     _body(ImageDraw.Draw(body), c, s, 255)

@@ -7,6 +7,11 @@ EMA) for ``--minutes`` / ``--steps``. Everything lives in ``--out`` (``runs/toy`
 ``--ckpt-minutes`` and at the end, and ``--resume`` continues from them (the data and seeds are fixed, so a
 resumed run sees the same stream it would have seen). Then ``python -m engine.toyworld.export`` ships the EMA
 weights.
+
+``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
+random weights: the VAE, UNet and text encoder are loaded from it, and the text encoder's token embeddings are
+carried over word by word (new words start at the mean embedding), so a model can be taught a grown vocabulary or
+a changed world in a fraction of the from-scratch time.
 """
 
 from __future__ import annotations
@@ -63,10 +68,49 @@ def vae_psnr(vae, images, device: str, batch: int = 64) -> float:
     return total / len(images)
 
 
+def _carry_embeddings(te, old_te, old_vocab: dict[str, int]) -> int:
+    """Copy ``old_te``'s weights into ``te``; token embeddings by token string. Returns how many rows were new."""
+    from .architecture import build_tokenizer as _tok
+
+    old_state = old_te.state_dict()
+    emb_key = next(k for k in old_state if k.endswith("token_embedding.weight"))
+    state = {k: v for k, v in old_state.items() if k != emb_key}
+    te.load_state_dict(state, strict=False)
+    new_vocab = _tok().get_vocab()
+    old_emb = old_state[emb_key]
+    emb = te.get_input_embeddings().weight
+    with torch.no_grad():
+        emb.copy_(old_emb.mean(0, keepdim=True).expand_as(emb))
+        fresh = 0
+        for token, i in new_vocab.items():
+            if token in old_vocab:
+                emb[i] = old_emb[old_vocab[token]]
+            else:
+                fresh += 1
+    return fresh
+
+
+def _init_from(folder: str, part: str):
+    """One component of an exported toy model (``vae``, ``unet``, ``text_encoder``), or the tokenizer's vocab."""
+    folder_p = Path(folder)
+    if part == "vocab":
+        return json.loads((folder_p / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
+    if part == "text_encoder":
+        from transformers import CLIPTextModel
+
+        return CLIPTextModel.from_pretrained(folder_p / part)
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    return (AutoencoderKL if part == "vae" else UNet2DConditionModel).from_pretrained(folder_p / part)
+
+
 def train_vae(args, out: Path, train_images, held) -> "torch.nn.Module":
     ckpt = out / "vae.pt"
     torch.manual_seed(args.seed)
     vae = build_vae().to(args.device)
+    if args.init and not ckpt.exists():
+        vae.load_state_dict(_init_from(args.init, "vae").state_dict())
+        _log(out, phase="vae", msg=f"initialised from {args.init}")
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     step, wall = 0, 0.0
     if ckpt.exists():
@@ -129,6 +173,10 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     te = build_text_encoder().to(args.device)
     tok = build_tokenizer()
     ema_unet, ema_te = build_unet(args.width).to(args.device), build_text_encoder().to(args.device)
+    if args.init and not ckpt.exists():
+        unet.load_state_dict(_init_from(args.init, "unet").state_dict())
+        fresh = _carry_embeddings(te, _init_from(args.init, "text_encoder"), _init_from(args.init, "vocab"))
+        _log(out, phase="unet", msg=f"initialised from {args.init}", new_tokens=fresh)
     ema_unet.load_state_dict(unet.state_dict())
     ema_te.load_state_dict(te.state_dict())
     params = list(unet.parameters()) + list(te.parameters())
@@ -156,7 +204,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     def checkpoint() -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
-               "wall": time.time() - start, "width": args.width, "scaling": scale}, ckpt)
+               "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
         idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
@@ -209,6 +257,7 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
                    help="CPU threads (default 1: on a busy machine more threads spin and waste CPU)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="start from this exported toy model folder (e.g. resources/models/toy)")
     p.add_argument("--n-train", type=int, default=24000, help="training renders")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
     p.add_argument("--vae-psnr", type=float, default=28.0)

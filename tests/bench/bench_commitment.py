@@ -7,7 +7,8 @@ attribute value A, the remaining steps with the same prompt saying value B (same
 is the share of pictures the judge reads as A: near 0 when switching at ``k`` still changes the attribute, near 1
 once the model has committed. Pairs (A → B), each in both directions:
 
-- colour: red ↔ blue (appearance), shape: round ↔ square (silhouette), hat: yellow hat ↔ no hat (a part).
+- colour: red ↔ blue (appearance), shape: round ↔ square (silhouette), hat: yellow hat ↔ no hat (a part),
+  markings: spotted ↔ striped (a pattern inside the body).
 
 Also ``commit_step``: the first ``k`` where ``follows_a ≥ 0.8``.
 
@@ -32,9 +33,10 @@ PAIRS = {
     "shape": (("round", "square"), "a red {} creature with no hat in the snow", lambda j: j.shape),
     "hat": (("with a yellow hat", "with no hat"), "a red round creature {} in the snow",
             lambda j: "yellow" if j.hat == "yellow" else ("none" if j.hat is None else j.hat)),
+    "markings": (("spotted", "striped"), "a red {} round creature with no hat in the snow", lambda j: j.markings),
 }
 VALUE = {"red": "red", "blue": "blue", "round": "round", "square": "square", "with a yellow hat": "yellow",
-         "with no hat": "none"}
+         "with no hat": "none", "spotted": "spotted", "striped": "striped"}
 
 
 def switched(model, prompt_a: str, prompt_b: str, seeds: list[int], steps: int, k: int, guidance: float):
@@ -95,13 +97,14 @@ def self_attention_role(model, seeds: list[int], steps: int, guidance: float, sc
     from engine.request import GenerationSpec
     from engine.toyworld.judge import judge
 
-    prompts = ["a red round creature with a yellow hat in the snow", "a blue square creature with no hat at night",
-               "a green triangle creature with a pink hat on the beach", "a blue round creature in the forest"]
+    prompts = ["a red spotted round creature with a yellow hat in the snow",
+               "a blue striped square creature with no hat at night",
+               "a green spotted triangle creature with a pink hat on the beach", "a blue striped round creature in the forest"]
     unet = model.pipe.unet
     original = unet.attn_processors
     scaled = {name: (_ScaledSelfAttention(scale) if name.startswith("up_blocks") and ".attn1." in name
                      else AttnProcessor2_0()) for name in original}
-    same = {"colour": 0, "shape": 0, "hat": 0}
+    same = {"colour": 0, "shape": 0, "hat": 0, "markings": 0}
     total = 0
     for prompt in prompts:
         spec = GenerationSpec(prompts=(prompt,) * len(seeds), seeds=tuple(seeds), width=64, height=64,
@@ -116,6 +119,7 @@ def self_attention_role(model, seeds: list[int], steps: int, guidance: float, sc
             same["colour"] += a.colour == b.colour
             same["shape"] += a.shape == b.shape
             same["hat"] += a.hat == b.hat
+            same["markings"] += a.markings == b.markings
             total += 1
     return {"attn_scale": scale, "unchanged": {k: round(v / total, 3) for k, v in same.items()}, "images": total}
 

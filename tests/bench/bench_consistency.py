@@ -1,13 +1,19 @@
 """Does ConsiStory make a set's creature consistent? ``python tests/bench/bench_consistency.py --model toy --sets N``.
 
-Each set is ``--size`` underspecified prompts ("a creature in the snow", "a creature at night", ...: the creature's
-colour, shape and hat are never said, the scenes differ) with fixed seeds; every mode generates the same sets
-with the same seeds: ``plain``, ``consistory`` (defaults) and the ablations ``no_share``, ``no_inject``,
-``no_dropout``, ``no_query_blend``. The toy world's judge reads every picture. Per mode:
+Each set is ``--size`` underspecified prompts with fixed seeds; the scenes differ. ``--prompts kind`` (default)
+names the kind of creature, as the paper's prompts name a class ("a round creature in the snow", "a round
+creature at night": colour, markings and hat never said; the kind rotates between sets); ``--prompts open`` says
+nothing about the creature ("a creature in the snow"). Every mode generates the same sets with the same seeds:
+``plain``, ``consistory`` (defaults) and the ablations ``no_share``, ``no_inject``, ``no_dropout``,
+``no_query_blend``. The toy world's judge reads every picture. Per mode:
 
-- ``consistency``: share of image pairs within a set whose judged creature (colour, shape, hat) agree;
-- ``colour_agreement`` / ``shape_agreement`` / ``hat_agreement``: the same per attribute;
-- ``alignment``: share of images whose judged scene is the prompt's scene;
+- ``consistency``: share of image pairs within a set whose judged character (``Judgement.look``: body colour,
+  markings and shape) agree; ``consistency_with_hat`` also asks the hat (a prop) to agree;
+- ``colour_agreement`` / ``markings_agreement`` / ``shape_agreement`` / ``hat_agreement``: the same per attribute;
+- ``alignment``: share of images whose judged scene is the prompt's scene; ``kind_alignment``: share whose judged
+  shape is the named kind (``kind`` prompts only);
+- ``layout_overlap``: mean IoU of the judged creature regions of image pairs within a set (how much the layouts
+  repeat each other: the paper's dropout and query blending exist to keep this down);
 - ``subject_mask_iou``: the engine's subject masks (``GenerationResult.masks``, upsampled) vs the judged creature
   region (``null`` for plain runs, which make no masks);
 - ``seconds_per_set`` and, for the spread, ``distinct_identities`` (share of images whose identity is unique).
@@ -45,16 +51,20 @@ def mode_config(mode: str):
     return ConsistoryConfig(**{**base.to_dict(), "freeu_params": base.freeu_params, **changes})
 
 
-def make_sets(n_sets: int, size: int) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]]:
-    """(scenes, prompts, seeds) per set; scenes rotate so every set mixes different ones."""
+def make_sets(n_sets: int, size: int, prompts: str = "kind") -> list[tuple[tuple[str, ...], tuple[str, ...],
+                                                                          tuple[int, ...], str | None]]:
+    """(scenes, prompts, seeds, kind) per set; scenes rotate so every set mixes different ones, and with ``kind``
+    prompts the named shape rotates between sets."""
     from engine.toyworld.captions import underspecified
-    from engine.toyworld.render import SCENES
+    from engine.toyworld.render import SCENES, SHAPES
 
     names = list(SCENES)
     sets = []
     for k in range(n_sets):
         scenes = tuple(names[(k + i * (1 + k % 2)) % len(names)] for i in range(size))
-        sets.append((scenes, tuple(underspecified(s) for s in scenes), tuple(1000 * k + i for i in range(size))))
+        kind = SHAPES[k % len(SHAPES)] if prompts == "kind" else None
+        sets.append((scenes, tuple(underspecified(s, kind) for s in scenes), tuple(1000 * k + i for i in range(size)),
+                     kind))
     return sets
 
 
@@ -73,16 +83,17 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
     from engine.generate import generate
     from engine.request import GenerationSpec
     from engine.toyworld.captions import SUBJECT
-    from engine.toyworld.judge import judge
+    from engine.toyworld.judge import iou, judge
 
-    pairs = agree = 0
+    pairs = agree = agree_hat = 0
+    overlaps: list[float] = []
     per_attr = Counter()
-    aligned = n_images = 0
+    aligned = kind_aligned = n_kind = n_images = 0
     ious: list[float] = []
     identities = []
     seconds = 0.0
     images_out = []
-    for scenes, prompts, seeds in sets:
+    for scenes, prompts, seeds, kind in sets:
         spec = GenerationSpec(prompts=prompts, seeds=seeds, width=64, height=64, steps=steps, guidance=guidance,
                               subjects=(SUBJECT,) if mode != "plain" else (), consistory=mode_config(mode))
         t0 = time.perf_counter()
@@ -93,24 +104,34 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
             images_out += result.images
         for a, b in itertools.combinations(judged, 2):
             pairs += 1
-            agree += a.identity == b.identity and a.colour is not None
+            overlaps.append(iou(a.region, b.region))
+            agree += a.look == b.look and a.colour is not None
+            agree_hat += a.identity == b.identity and a.colour is not None
             per_attr["colour"] += a.colour == b.colour and a.colour is not None
+            per_attr["markings"] += a.markings == b.markings and a.markings is not None
             per_attr["shape"] += a.shape == b.shape and a.shape is not None
             per_attr["hat"] += a.hat == b.hat
         for j, scene in zip(judged, scenes):
             aligned += j.scene == scene
             n_images += 1
-            identities.append(j.identity)
+            identities.append(j.look)
+            if kind is not None:
+                kind_aligned += j.shape == kind
+                n_kind += 1
         if result.masks is not None:
             ious += [_mask_iou(m, j.region) for m, j in zip(result.masks, judged) if m is not None]
     counts = Counter(identities)
     out = {
-        "consistency": agree / pairs, "colour_agreement": per_attr["colour"] / pairs,
+        "consistency": agree / pairs, "consistency_with_hat": agree_hat / pairs,
+        "colour_agreement": per_attr["colour"] / pairs, "markings_agreement": per_attr["markings"] / pairs,
         "shape_agreement": per_attr["shape"] / pairs, "hat_agreement": per_attr["hat"] / pairs,
-        "alignment": aligned / n_images, "subject_mask_iou": sum(ious) / len(ious) if ious else None,
+        "layout_overlap": sum(overlaps) / len(overlaps),
+        "alignment": aligned / n_images, "kind_alignment": kind_aligned / n_kind if n_kind else None,
+        "subject_mask_iou": sum(ious) / len(ious) if ious else None,
         "seconds_per_set": seconds / len(sets),
         "distinct_identities": sum(1 for i in identities if counts[i] == 1) / len(identities),
         "colours": dict(Counter(str(i[0]) for i in identities)),
+        "markings": dict(Counter(str(i[1]) for i in identities)),
     }
     if keep_images:
         out["_images"] = images_out
@@ -126,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=4, help="images per set (the first two are the anchors)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--prompts", choices=("kind", "open"), default="kind",
+                   help="kind: name the kind of creature (its shape), as the paper names a class; open: say nothing")
     known = (*MODES, *EXTRA_MODES)
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(known)}")
     p.add_argument("--grid", help="save each mode's pictures (one row per set) as PREFIX_<mode>.png")
@@ -136,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.model_loader import load_model
 
     model = load_model(args.model)
-    sets = make_sets(args.sets, args.size)
+    sets = make_sets(args.sets, args.size, args.prompts)
     report: dict = {"model": args.model, "sets": args.sets, "size": args.size, "steps": args.steps,
-                    "guidance": args.guidance, "modes": {}}
+                    "guidance": args.guidance, "prompts": args.prompts, "example": sets[0][1][0], "modes": {}}
     for mode in args.modes.split(","):
         if mode not in known:
             p.error(f"Unknown mode {mode!r}; choose from {', '.join(known)}.")
@@ -155,15 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    cols = ("consistency", "colour_agreement", "alignment", "subject_mask_iou", "seconds_per_set",
-            "distinct_identities")
-    print(f"{args.sets} sets of {args.size}, {args.steps} steps, model {args.model}")
-    print(f"{'mode':<16}" + "".join(f"{c:>20}" for c in cols))
+    cols = ("consistency", "consistency_with_hat", "colour_agreement", "markings_agreement", "shape_agreement",
+            "hat_agreement", "layout_overlap", "alignment", "subject_mask_iou", "seconds_per_set", "distinct_identities")
+    print(f"{args.sets} sets of {args.size} ({args.prompts} prompts: {sets[0][1][0]!r} ...), {args.steps} steps, "
+          f"model {args.model}")
+    print(f"{'mode':<16}" + "".join(f"{c.replace('_agreement', ''):>13}" for c in cols))
     for mode, res in report["modes"].items():
         if "error" in res:
             print(f"{mode:<16} {res['error']}")
             continue
-        print(f"{mode:<16}" + "".join(f"{'-' if res[c] is None else format(res[c], '.3f'):>20}" for c in cols))
+        print(f"{mode:<16}" + "".join(f"{'-' if res[c] is None else format(res[c], '.3f'):>13}" for c in cols))
     return 0
 
 

@@ -17,7 +17,7 @@ def held_out():
 
 
 def test_judge_reads_held_out_renders(held_out):
-    right = {"scene": 0, "colour": 0, "shape": 0, "hat": 0}
+    right = {"scene": 0, "colour": 0, "shape": 0, "hat": 0, "markings": 0}
     ious = []
     for img, mask, c in zip(held_out.images, held_out.masks, held_out.creatures):
         j = judge(img)
@@ -25,6 +25,7 @@ def test_judge_reads_held_out_renders(held_out):
         right["colour"] += j.colour == c.colour
         right["shape"] += j.shape == c.shape
         right["hat"] += j.hat == c.hat
+        right["markings"] += j.markings == c.markings
         ious.append(iou(j.region, mask))
     n = len(held_out.creatures)
     assert {k: v / n for k, v in right.items()} == {k: pytest.approx(1.0, abs=0.03) for k in right}
@@ -44,16 +45,19 @@ def test_empty_scene_has_no_creature():
         px = np.zeros((64, 64, 3), np.uint8)
         px[:38], px[38:] = sky, ground
         j = judge(px)
-        assert (j.scene, j.colour, j.shape, j.hat) == (scene, None, None, None)
+        assert (j.scene, j.colour, j.shape, j.hat, j.markings) == (scene, None, None, None, None)
         assert not j.region.any()
 
 
-def test_hat_and_shape_are_told_apart():
+@pytest.mark.parametrize("markings", ["plain", "spotted", "striped"])
+def test_hat_shape_and_markings_are_told_apart(markings):
     for shape in ("round", "square", "triangle"):
         for hat in (None, "yellow", "pink", "white"):
-            c = Creature("green", shape, hat, "night", cx=0.45, bottom=0.9, width=0.42)
-            j = judge(render(c).image)
-            assert j.identity == ("green", shape, hat)
+            for scene, width in (("night", 0.40), ("snow", 0.54)):  # dark markings on a dark ground; the widest body
+                c = Creature("green", shape, hat, scene, cx=0.45, bottom=0.9, width=width, markings=markings)
+                j = judge(render(c).image)
+                assert j.identity == ("green", markings, shape, hat), c
+                assert j.look == ("green", markings, shape)
 
 
 def test_iou():

@@ -56,6 +56,21 @@ def test_toy_draws_the_requested_colour(toy):
     assert sum(j.scene == "snow" for j in judged) >= 5
 
 
+@needs_model
+def test_toy_draws_the_requested_markings(toy):
+    from engine.generate import generate
+    from engine.request import GenerationSpec
+    from engine.toyworld.judge import judge
+    from engine.toyworld.render import MARKINGS
+
+    wanted = [m for m in MARKINGS for _ in range(2)]
+    prompts = tuple(f"a green {m} square creature with no hat on the beach" for m in wanted)
+    result = generate(toy, GenerationSpec(prompts=prompts, seeds=tuple(range(10, 10 + len(prompts))), width=64,
+                                          height=64, steps=12, guidance=4.0))
+    judged = [judge(img) for img in result.images]
+    assert sum(j.markings == w for j, w in zip(judged, wanted)) >= 5, [j.identity for j in judged]
+
+
 def test_training_script_checkpoints_and_resumes(tmp_path):
     from engine.toyworld import train
     from engine.toyworld.export import build_pipeline
@@ -75,3 +90,54 @@ def test_training_script_checkpoints_and_resumes(tmp_path):
     assert pipe.vae.config.scaling_factor == pytest.approx(
         next(r["scaling"] for r in rows if r["phase"] == "latents"), abs=1e-4)
     assert Path(out / "unet.pt").exists()
+
+
+def test_init_carries_each_words_embedding_to_its_new_id():
+    """``--init`` from a model with another vocabulary: every token string keeps its embedding row wherever the
+    new tokenizer puts it; tokens the old model never saw start at the old rows' mean; other weights are copied."""
+    import torch
+
+    from engine.toyworld.architecture import build_text_encoder, build_tokenizer
+    from engine.toyworld.train import _carry_embeddings
+
+    new_vocab = build_tokenizer().get_vocab()
+    torch.manual_seed(0)
+    old = build_text_encoder()
+    # the old model knew three words, at ids of its own (reversed order), and nothing else
+    known = ["red</w>", "striped</w>", "<|endoftext|>"]
+    old_vocab = {tok: len(known) - 1 - i for i, tok in enumerate(known)}
+    old_rows = old.get_input_embeddings().weight.detach().clone()
+    new = build_text_encoder()
+    fresh = _carry_embeddings(new, old, old_vocab)
+    emb = new.get_input_embeddings().weight.detach()
+    assert fresh == len(new_vocab) - len(known)
+    for tok in known:
+        assert torch.equal(emb[new_vocab[tok]], old_rows[old_vocab[tok]]), tok
+    other = new_vocab["blue</w>"]
+    assert torch.allclose(emb[other], old_rows.mean(0))
+    pos = next(k for k in new.state_dict() if k.endswith("position_embedding.weight"))
+    assert torch.equal(new.state_dict()[pos], old.state_dict()[pos])
+
+
+@needs_model
+def test_consistency_benchmark_measures_one_small_set(toy):
+    """The benchmark's sets name the kind of creature and leave its look open; one tiny set runs end to end in both
+    modes and every rate is a share of pairs or images."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_consistency.py"
+    spec = importlib.util.spec_from_file_location("bench_consistency", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sets = bench.make_sets(4, 3, "kind")
+    assert [s[3] for s in sets] == ["round", "square", "triangle", "round"]
+    assert sets[1][1][0] == "a square creature on the beach" and len(set(sets[1][0])) == 3
+    assert bench.make_sets(1, 2, "open")[0][1] == ("a creature in the snow", "a creature on the beach")
+    for mode in ("plain", "consistory"):
+        res = bench.run_mode(toy, mode, sets[:1], steps=4, guidance=4.0)
+        rates = ("consistency", "consistency_with_hat", "colour_agreement", "markings_agreement", "shape_agreement",
+                 "hat_agreement", "layout_overlap", "alignment", "kind_alignment", "distinct_identities")
+        assert all(0.0 <= res[k] <= 1.0 for k in rates), res
+        assert res["consistency"] <= min(res["colour_agreement"], res["markings_agreement"], res["shape_agreement"])
+        assert res["consistency_with_hat"] <= res["consistency"]
+        assert (res["subject_mask_iou"] is None) == (mode == "plain")

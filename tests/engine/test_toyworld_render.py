@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from engine.toyworld.captions import VOCABULARY, caption, random_caption, underspecified
-from engine.toyworld.render import BODY_COLOURS, HAT_COLOURS, SCENES, Creature, random_creature, render
+from engine.toyworld.render import (BODY_COLOURS, HAT_COLOURS, MARK_COLOUR, MARKINGS, SCENES, Creature,
+                                    random_creature, render)
 
 
 def _creature(**kw) -> Creature:
@@ -26,7 +27,8 @@ def test_same_creature_same_pixels_and_masks():
 
 def test_every_attribute_changes_the_picture():
     base = render(_creature()).image.tobytes()
-    for change in ({"colour": "blue"}, {"shape": "square"}, {"hat": "pink"}, {"scene": "night"}, {"cx": 0.4}):
+    for change in ({"colour": "blue"}, {"shape": "square"}, {"hat": "pink"}, {"scene": "night"}, {"cx": 0.4},
+                   {"markings": "spotted"}, {"markings": "striped"}):
         assert render(_creature(**change)).image.tobytes() != base, change
 
 
@@ -46,22 +48,46 @@ def test_mask_is_body_plus_hat_and_background_is_the_scene():
     assert (np.abs(px[45:][outside[45:]] - ground).max(1) <= 8).mean() > 0.95
 
 
+@pytest.mark.parametrize("shape", ["round", "square", "triangle"])
+def test_markings_lie_inside_the_lower_body_and_leave_the_outline(shape):
+    plain = render(_creature(shape=shape, hat="pink"))
+    rows = plain.body_mask.nonzero()[0]
+    top, height = rows.min(), rows.max() - rows.min() + 1
+    for kind in ("spotted", "striped"):
+        marked = render(_creature(shape=shape, hat="pink", markings=kind))
+        assert (marked.mask == plain.mask).all() and (marked.body_mask == plain.body_mask).all()
+        px = np.asarray(marked.image).astype(int)
+        dark = (np.abs(px - MARK_COLOUR).sum(-1) < 60) & ~(np.asarray(plain.image).astype(int).sum(-1) < 150)
+        assert dark.sum() > 15, kind
+        assert plain.body_mask[dark].all()  # inside the silhouette ...
+        assert dark.nonzero()[0].min() >= top + 0.5 * height  # ... below the eyes
+    stripes = render(_creature(shape=shape, markings="striped"))
+    spots = render(_creature(shape=shape, markings="spotted"))
+    assert stripes.image.tobytes() != spots.image.tobytes()
+    assert random_creature(random.Random(1)).markings in MARKINGS
+    assert {random_creature(random.Random(i)).markings for i in range(40)} == set(MARKINGS)
+
+
 def test_unknown_attribute_is_refused():
     with pytest.raises(ValueError, match="Unknown toy-world attributes"):
         render(_creature(colour="mauve"))
+    with pytest.raises(ValueError, match="Unknown toy-world attributes"):
+        render(_creature(markings="tartan"))
 
 
 def test_captions_say_what_is_drawn():
-    c = _creature(colour="blue", shape="triangle", hat="white", scene="beach")
-    assert caption(c) == "a blue triangle creature with a white hat on the beach"
-    assert caption(_creature(scene="night")) == "a red round creature with no hat at night"
+    c = _creature(colour="blue", shape="triangle", hat="white", scene="beach", markings="striped")
+    assert caption(c) == "a blue striped triangle creature with a white hat on the beach"
+    assert caption(_creature(scene="night")) == "a red plain round creature with no hat at night"
     assert underspecified("desert") == "a creature in the desert"
+    assert underspecified("desert", "square") == "a square creature in the desert"
     rng = random.Random(0)
     caps = [random_caption(c, rng) for _ in range(2000)]
     assert 0.07 < caps.count("") / len(caps) < 0.13
     said = [x for x in caps if x]
     assert all("creature" in x for x in said)
     assert 0.65 < sum("blue" in x for x in said) / len(said) < 0.85
+    assert 0.65 < sum("striped" in x for x in said) / len(said) < 0.85
     assert any(x.endswith("creature") for x in said)  # everything dropped but the subject
 
 
@@ -71,5 +97,5 @@ def test_every_caption_word_is_one_token():
     tok = build_tokenizer()
     for word in VOCABULARY:
         assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
-    longest = caption(_creature(colour="green", shape="triangle", hat="yellow", scene="desert"))
+    longest = caption(_creature(colour="green", shape="triangle", hat="yellow", scene="desert", markings="spotted"))
     assert len(tok(longest).input_ids) <= MAX_TOKENS
