@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
             editor.edit_refused.connect(self.show_status_error)
         self.generation.anchors_ready.connect(self._on_anchors_ready)
         self.character_editor.current_model = self.generation.current_model_source
+        self.panel_editor.model_source = self.generation.model_source
         self.files.wire_library_buttons(self.character_editor.library_buttons)
         self.generation.job_done.connect(lambda: self.files.autosave())
         self.queue_dock.fix_requested.connect(self._on_fix)

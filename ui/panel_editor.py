@@ -9,6 +9,8 @@ Every change goes through ``push_edit`` (undoable); generation requests leave as
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QSyntaxHighlighter, QTextCharFormat, QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLin
 
 from app.app_session import AppSession, ProjectChange
 from app.commands import ChooseAlternate, EditPanel
+from app.model_profiles import profile_for
 from ui.image_cache import ImageCache, placeholder_pixmap
 from ui.project_undo import push_command
 
@@ -69,6 +72,7 @@ class PanelEditor(QWidget):
         self._session, self._stack, self._images = session, stack, images
         self._panel_id = ""
         self._loading = False
+        self.model_source: Callable[[], str | None] = lambda: None  # the model later jobs use (size note)
 
         self.heading = QLabel()
         self.heading.setStyleSheet("font-size: 16px; font-weight: bold;")
@@ -239,6 +243,14 @@ class PanelEditor(QWidget):
             self._loading = False
         self._refresh_derived()
 
+    def size_text(self, width: int, height: int) -> str:
+        profile = profile_for(self.model_source())
+        if profile.fixed_size:
+            fw, fh = profile.fixed_size
+            return (f"{fw} × {fh} px: {profile.label} draws every panel at this one size (the page crops it to "
+                    "the slot)")
+        return f"{width} × {height} px (its shape follows the page slot it is in)"
+
     def _refresh_derived(self) -> None:
         panel = self._panel()
         project = self._session.project
@@ -249,7 +261,7 @@ class PanelEditor(QWidget):
                              "The text does not name " + ", ".join(missing) +
                              ": write the subject word so the engine knows where the character is.")
         self.warning.setVisible(bool(missing))
-        self.size_label.setText(f"{panel.width} × {panel.height} px (its shape follows the page slot it is in)")
+        self.size_label.setText(self.size_text(panel.width, panel.height))
         has_image = bool(panel.current)
         self.regenerate_button.setEnabled(has_image)
         self.use_button.setEnabled(len(panel.alternates) > 1)

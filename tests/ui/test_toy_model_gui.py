@@ -55,6 +55,8 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
         assert (w.session.project.panel("p1").width, w.session.project.panel("p1").height) == (64, 64)
         # a toy-world prompt is queued
         w.session.select("panel", "p1")
+        assert w.panel_editor.size_label.text().startswith(
+            "64 × 64 px: the built-in toy model draws every panel at this one size")
         errors.clear()
         push_command(w.undo_stack, w.session, EditPanel("p1", text="a red creature in the snow"),
                      ProjectChange.of("panel", "p1"))
@@ -66,5 +68,8 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
         assert gen._fit_to_slot("p2")
         p2 = w.session.project.panel("p2")
         assert p2.width == 128 and p2.height < p2.width and p2.height % 16 == 0
+        w.session.select("panel", "p2")
+        assert w.panel_editor.size_label.text() == (
+            f"128 × {p2.height} px (its shape follows the page slot it is in)")
     finally:
         w.confirm_close_without_asking()
