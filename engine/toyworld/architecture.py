@@ -1,6 +1,7 @@
 """The toy model's components in SD 1.x layout, built from code (training) or its saved configs (export).
 
-64x64 RGB -> AutoencoderKL with scale factor 2 -> a 32x32x4 latent. The UNet runs convolutions only at 32x32 and
+64x64 RGB -> AutoencoderKL with scale factor 2 -> a 32x32x4 latent. The UNet runs convolutions only at 32x32 (``attn32``:
+attention there too) and
 cross-attention at 16x16, 8x8 and the middle (so the engine's "fine" attention grid is 16x16). A small CLIP text
 encoder (one token per word of ``captions.VOCABULARY``, 16 positions). Cosine noise schedule with v-prediction;
 DDIM with trailing timestep spacing.
@@ -28,14 +29,17 @@ def build_vae():
         norm_num_groups=16, layers_per_block=1, sample_size=64, mid_block_add_attention=False)
 
 
-def build_unet(width: int = 32):
+def build_unet(width: int = 32, attn32: bool = False):
+    """``attn32``: attention at the 32×32 level too (where the markings are drawn); the layer names of the
+    convolutions are the same either way, so weights carry over (``load_state_dict(strict=False)``)."""
     from diffusers import UNet2DConditionModel
 
+    top_down, top_up = ("CrossAttnDownBlock2D", "CrossAttnUpBlock2D") if attn32 else ("DownBlock2D", "UpBlock2D")
     return UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4,
         block_out_channels=(width, 2 * width, 4 * width), layers_per_block=1, norm_num_groups=16,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=(top_down, "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", top_up),
         attention_head_dim=4, cross_attention_dim=128)
 
 

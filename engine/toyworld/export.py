@@ -31,7 +31,7 @@ def build_pipeline(run: str | Path, ema: bool = True):
     vae = build_vae()
     vae.load_state_dict(vstate["model"])
     vae.register_to_config(scaling_factor=float(ustate["scaling"]))
-    unet = build_unet(ustate.get("width", 32))
+    unet = build_unet(ustate.get("width", 32), attn32=ustate.get("attn32", False))
     unet.load_state_dict(ustate["ema_unet" if ema else "unet"])
     te = build_text_encoder()
     te.load_state_dict(ustate["ema_te" if ema else "te"])

@@ -169,12 +169,21 @@ def encode_latents(vae, images, device: str, batch: int = 256) -> torch.Tensor:
 def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     ckpt = out / "unet.pt"
     torch.manual_seed(args.seed + 1)
-    unet = build_unet(args.width).to(args.device)
+    unet = build_unet(args.width, args.attn32).to(args.device)
     te = build_text_encoder().to(args.device)
     tok = build_tokenizer()
-    ema_unet, ema_te = build_unet(args.width).to(args.device), build_text_encoder().to(args.device)
+    ema_unet, ema_te = build_unet(args.width, args.attn32).to(args.device), build_text_encoder().to(args.device)
     if args.init and not ckpt.exists():
-        unet.load_state_dict(_init_from(args.init, "unet").state_dict())
+        missing, unexpected = unet.load_state_dict(_init_from(args.init, "unet").state_dict(), strict=False)
+        if unexpected or any(".attentions." not in k for k in missing):
+            raise SystemExit(f"{args.init}'s UNet does not fit this architecture: missing {missing[:4]}, "
+                             f"unexpected {unexpected[:4]}.")
+        with torch.no_grad():  # attention the old model did not have starts as a no-op (its output is zero)
+            for name, module in unet.named_modules():
+                if name.endswith("proj_out") and any(name.startswith(m.rsplit(".attentions.", 1)[0] + ".attentions.")
+                                                     for m in missing):
+                    module.weight.zero_()
+                    module.bias.zero_()
         fresh = _carry_embeddings(te, _init_from(args.init, "text_encoder"), _init_from(args.init, "vocab"))
         _log(out, phase="unet", msg=f"initialised from {args.init}", new_tokens=fresh)
     ema_unet.load_state_dict(unet.state_dict())
@@ -204,7 +213,8 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     def checkpoint() -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
-               "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init}, ckpt)
+               "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init,
+               "attn32": args.attn32}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
         idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
@@ -266,6 +276,7 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--vae-eval-every", type=int, default=100)
     p.add_argument("--width", type=int, default=32, help="UNet base channels")
+    p.add_argument("--attn32", action="store_true", help="attention at the 32x32 level too")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--steps", type=int, default=12000, help="total UNet steps (the cosine decay spans these)")

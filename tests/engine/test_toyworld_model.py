@@ -141,3 +141,25 @@ def test_consistency_benchmark_measures_one_small_set(toy):
         assert res["consistency"] <= min(res["colour_agreement"], res["markings_agreement"], res["shape_agreement"])
         assert res["consistency_with_hat"] <= res["consistency"]
         assert (res["subject_mask_iou"] is None) == (mode == "plain")
+
+
+def test_init_into_a_unet_with_attention_at_32x32_starts_as_the_old_model(tmp_path):
+    """``--init`` into ``--attn32`` (attention added at the top level): the convolutions carry over by name and the
+    new attention layers start as no-ops, so before any step the new UNet predicts exactly what the old one did."""
+    import torch
+
+    from engine.toyworld import train
+    from engine.toyworld.export import build_pipeline, export
+
+    small = ["--n-train", "32", "--n-held", "8", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4",
+             "--batch", "4", "--log-every", "1", "--threads", "1"]
+    assert train.main(["--out", str(tmp_path / "a"), "--steps", "2"] + small) == 0
+    old = export(tmp_path / "a", tmp_path / "a-model")
+    assert train.main(["--out", str(tmp_path / "b"), "--steps", "0", "--init", str(old), "--attn32"] + small) == 0
+    a, b = build_pipeline(tmp_path / "a").unet, build_pipeline(tmp_path / "b").unet
+    assert not any("down_blocks.0.attentions" in k for k in a.state_dict())
+    assert any("down_blocks.0.attentions" in k for k in b.state_dict())
+    torch.manual_seed(0)
+    z, t, text = torch.randn(2, 4, 32, 32), torch.tensor([500, 900]), torch.randn(2, 16, 128)
+    with torch.no_grad():
+        assert torch.allclose(a(z, t, text).sample, b(z, t, text).sample, atol=1e-5)
