@@ -1,8 +1,8 @@
 """The toy model's components in SD 1.x layout, built from code (training) or its saved configs (export).
 
-64x64 RGB -> AutoencoderKL with scale factor 2 -> a 32x32x4 latent. The UNet runs convolutions only at 32x32 (``attn32``:
-attention there too) and
-cross-attention at 16x16, 8x8 and the middle (so the engine's "fine" attention grid is 16x16). A small CLIP text
+64x64 RGB -> AutoencoderKL with scale factor 2 -> a 32x32x4 latent. The UNet runs convolutions only at 32x32
+(``attn32``: attention there too) and cross-attention at 16x16, 8x8 and the middle (so the engine's "fine"
+attention grid is 16x16). A small CLIP text
 encoder (one token per word of ``captions.VOCABULARY``, 16 positions). Cosine noise schedule with v-prediction;
 DDIM with trailing timestep spacing.
 """
