@@ -195,8 +195,8 @@ def judge(image) -> Judgement:
     scene = min(scores, key=scores.get)
     fg = scene_d[scene] > REGION_DIST
     region = _fill_holes(_main_components(fg)) if fg.any() else fg
-    names = [*BODY_COLOURS, *(f"hat:{k}" for k in HAT_COLOURS), "eye", "pupil", "mark"]
-    cols = [*BODY_COLOURS.values(), *HAT_COLOURS.values(), EYE_WHITE, EYE_BLACK, MARK_COLOUR]
+    names = [*BODY_COLOURS, *(f"hat:{k}" for k in HAT_COLOURS), "eye", "pupil"]
+    cols = [*BODY_COLOURS.values(), *HAT_COLOURS.values(), EYE_WHITE, EYE_BLACK]
     d = np.stack([_dist(px, c) for c in cols], -1)
     nearest = d.argmin(-1)
     known = d.min(-1) <= MAX_DIST
@@ -218,12 +218,11 @@ def judge(image) -> Judgement:
         # a marking pixel is nearer the marking colour than the body's (blurred edges count half-way)
         dark = _dist(px, MARK_COLOUR) < _dist(px, BODY_COLOURS[colour])
         markings = _markings(silhouette, dark, shape)
-        body = silhouette
-        rows = np.nonzero(body.any(1))[0]
+        rows = np.nonzero(silhouette.any(1))[0]
         top, height = rows[0], rows[-1] - rows[0] + 1
         above = region & known & (np.arange(64)[:, None] < top + 0.2 * height)
         hat_counts = [int((above & (nearest == len(BODY_COLOURS) + i)).sum()) for i in range(len(HAT_COLOURS))]
-        if max(hat_counts) >= max(6, 0.06 * body.sum()):
+        if max(hat_counts) >= max(6, 0.06 * silhouette.sum()):
             hat = list(HAT_COLOURS)[int(np.argmax(hat_counts))]
     return Judgement(scene=scene, colour=colour, shape=shape, hat=hat, region=region, scene_score=scores[scene],
                      markings=markings)

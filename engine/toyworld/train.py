@@ -70,13 +70,11 @@ def vae_psnr(vae, images, device: str, batch: int = 64) -> float:
 
 def _carry_embeddings(te, old_te, old_vocab: dict[str, int]) -> int:
     """Copy ``old_te``'s weights into ``te``; token embeddings by token string. Returns how many rows were new."""
-    from .architecture import build_tokenizer as _tok
-
     old_state = old_te.state_dict()
     emb_key = next(k for k in old_state if k.endswith("token_embedding.weight"))
     state = {k: v for k, v in old_state.items() if k != emb_key}
     te.load_state_dict(state, strict=False)
-    new_vocab = _tok().get_vocab()
+    new_vocab = build_tokenizer().get_vocab()
     old_emb = old_state[emb_key]
     emb = te.get_input_embeddings().weight
     with torch.no_grad():
@@ -180,8 +178,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
                              f"unexpected {unexpected[:4]}.")
         with torch.no_grad():  # attention the old model did not have starts as a no-op (its output is zero)
             for name, module in unet.named_modules():
-                if name.endswith("proj_out") and any(name.startswith(m.rsplit(".attentions.", 1)[0] + ".attentions.")
-                                                     for m in missing):
+                if name.endswith("proj_out") and f"{name}.weight" in missing:
                     module.weight.zero_()
                     module.bias.zero_()
         fresh = _carry_embeddings(te, _init_from(args.init, "text_encoder"), _init_from(args.init, "vocab"))
