@@ -10,7 +10,7 @@
    included, the hat cut off): triangle when the upper rows are much narrower than the lower ones, square when it
    fills its box, round otherwise;
 5. hat: hat-coloured region pixels above the top fifth of the body, enough of them (else ``None``);
-6. markings: pixels nearer the marking colour than the body colour in the body's marking rows (``MARK_ZONE``):
+6. markings: pixels nearer the marking colour than the body colour in the body's marking rows (``MARK_TOP`` down):
    few → plain; rows crossed by one long run of them → striped; else spotted.
 
 No learning, no randomness: the same picture always gets the same judgement.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, MARK_COLOUR, MARK_ZONE, SCENES
+from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, MARK_COLOUR, MARK_TOP, SCENES
 
 __all__ = ["Judgement", "judge", "iou", "MAX_DIST"]
 
@@ -165,7 +165,7 @@ def _markings(body: np.ndarray, dark: np.ndarray, shape: str | None) -> str:
     """Dark pixels between the body's left and right edge on its marking rows (markings may touch the outline)."""
     rows = np.nonzero(body.any(1))[0]
     top, height = rows[0], rows[-1] - rows[0] + 1
-    start = top + int(round(MARK_ZONE.get(shape or "round", MARK_ZONE["round"])[0] * height))
+    start = top + int(round(MARK_TOP[shape or "round"] * height))
     spans = np.zeros_like(body)
     for y in range(start, rows[-1] + 1):
         xs = np.nonzero(body[y])[0]

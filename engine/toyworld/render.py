@@ -17,15 +17,16 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 __all__ = ["BODY_COLOURS", "SHAPES", "MARKINGS", "HAT_COLOURS", "SCENES", "EYE_WHITE", "EYE_BLACK", "MARK_COLOUR",
-           "MARK_ZONE", "Creature", "Render", "render", "random_creature"]
+           "MARK_TOP", "Creature", "Render", "render", "random_creature"]
 
 BODY_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (210, 40, 40), "blue": (40, 70, 210), "green": (60, 190, 70)}
 SHAPES: tuple[str, ...] = ("round", "square", "triangle")
 MARKINGS: tuple[str, ...] = ("plain", "spotted", "striped")
 MARK_COLOUR = (34, 28, 28)
-# rows of the body box (fractions of its height, from the top) that hold the markings, per shape; the eyes are above
-MARK_ZONE: dict[str, tuple[float, float]] = {"round": (0.52, 1.0), "square": (0.52, 1.0), "triangle": (0.75, 1.0)}
+# where the markings' rows begin, per shape (fraction of the body's height from its top; they run to its bottom, and
+# the eyes are above)
+MARK_TOP: dict[str, float] = {"round": 0.52, "square": 0.52, "triangle": 0.75}
 HAT_COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (250, 225, 40), "pink": (230, 60, 200), "white": (255, 255, 255)}
 # scene -> (sky, ground, extra element colour or None)
