@@ -11,8 +11,10 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["ModelProfile", "profile_for", "unknown_words_message", "job_words_message"]
 
@@ -43,10 +45,18 @@ class ModelProfile:
         return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in self.vocabulary))
 
 
-def _toy_vocabulary() -> frozenset[str]:
+def _toy_vocabulary(model_dir: Path | None = None) -> frozenset[str]:
+    """The toy world's words that the installed toy model holds as one token each (a model trained before the
+    world grew a word does not know it); the whole world's vocabulary when no model is installed."""
+    from engine.model_loader import TOY_MODEL_DIR
     from engine.toyworld.captions import VOCABULARY
 
-    return frozenset(VOCABULARY)
+    vocab_file = (model_dir or TOY_MODEL_DIR) / "tokenizer" / "vocab.json"
+    try:
+        tokens = json.loads(vocab_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset(VOCABULARY)
+    return frozenset(w for w in VOCABULARY if f"{w}</w>" in tokens)
 
 
 def profile_for(source: str | None) -> ModelProfile:

@@ -9,6 +9,8 @@ Weights are drawn after ``torch.manual_seed(seed)``, so the same call always bui
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,7 +27,9 @@ def tiny_tokenizer_dir(pad_token: str = "<|endoftext|>") -> Path:
     """A process-wide folder holding the offline tokenizer files (written once)."""
     key = pad_token
     if key not in _TOKENIZER_DIRS:
-        _TOKENIZER_DIRS[key] = write_tokenizer_files(tempfile.mkdtemp(prefix="cs-tok-"), pad_token=pad_token)
+        folder = tempfile.mkdtemp(prefix="cs-tok-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _TOKENIZER_DIRS[key] = write_tokenizer_files(folder, pad_token=pad_token)
     return _TOKENIZER_DIRS[key]
 
 

@@ -3,7 +3,8 @@
 ``caption(c)`` is the fully specified sentence ("a red spotted round creature with a pink hat in the desert");
 ``random_caption(c, rng)`` drops attributes at random (the training distribution); ``underspecified(scene)`` is
 the subject-only prompt used by the consistency benchmark ("a creature in the snow"; with ``shape``, the kind of
-creature is named and its look left open: "a round creature in the snow").
+creature is named and its look left open: "a round creature in the snow"). Twins are captioned in the plural ("two
+red spotted round creatures with yellow hats in the forest").
 """
 
 from __future__ import annotations
@@ -19,22 +20,24 @@ SCENE_PHRASES: dict[str, str] = {
     "snow": "in the snow", "beach": "on the beach", "forest": "in the forest", "night": "at night",
     "desert": "in the desert"}
 VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(
-    ["a", SUBJECT, "with", "no", "hat", *BODY_COLOURS, *SHAPES, *HAT_COLOURS, *MARKINGS,
+    ["a", SUBJECT, "with", "no", "hat", "two", "creatures", "hats", *BODY_COLOURS, *SHAPES, *HAT_COLOURS, *MARKINGS,
      *" ".join(SCENE_PHRASES.values()).split()]))
 assert set(SCENE_PHRASES) == set(SCENES)
 
 
 def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str | None,
-             markings: str | None = None) -> str:
-    words = ["a"]
+             markings: str | None = None, twins: bool = False) -> str:
+    words = ["two" if twins else "a"]
     if colour:
         words.append(colour)
     if markings:
         words.append(markings)
     if shape:
         words.append(shape)
-    words.append(SUBJECT)
-    if hat is not None:
+    words.append("creatures" if twins else SUBJECT)
+    if hat is not None and twins:
+        words.append("with no hats" if hat == "none" else ("with hats" if hat == "any" else f"with {hat} hats"))
+    elif hat is not None:
         words.append("with no hat" if hat == "none" else ("with a hat" if hat == "any" else f"with a {hat} hat"))
     if scene:
         words.append(SCENE_PHRASES[scene])
@@ -43,20 +46,22 @@ def _compose(colour: str | None, shape: str | None, hat: str | None, scene: str 
 
 def caption(c: Creature) -> str:
     """Every attribute said."""
-    return _compose(c.colour, c.shape, c.hat or "none", c.scene, c.markings)
+    return _compose(c.colour, c.shape, c.hat or "none", c.scene, c.markings, c.twin_cx is not None)
 
 
 def random_caption(c: Creature, rng: random.Random) -> str:
     """Training caption: empty 10 % of the time, else each attribute dropped on its own."""
     if rng.random() < 0.10:
         return ""
-    colour = c.colour if rng.random() < 0.75 else None
+    twins = c.twin_cx is not None
+    say = 0.5 if twins else 0.75  # twins leave their look open more often: copying, not words, must match them
+    colour = c.colour if rng.random() < say else None
     shape = c.shape if rng.random() < 0.75 else None
     r = rng.random()
-    hat: str | None = None if r < 0.3 else ("any" if (c.hat and r < 0.38) else (c.hat or "none"))
+    hat: str | None = None if r < 1 - say + 0.05 else ("any" if (c.hat and r < 1 - say + 0.13) else (c.hat or "none"))
     scene = c.scene if rng.random() < 0.85 else None
-    markings = c.markings if rng.random() < 0.75 else None
-    return _compose(colour, shape, hat, scene, markings)
+    markings = c.markings if rng.random() < say else None
+    return _compose(colour, shape, hat, scene, markings, twins)
 
 
 def underspecified(scene: str, shape: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """Rendered training and held-out sets of the toy world, as uint8 arrays with their creatures.
 
 ``make_set(n, seed)`` renders ``n`` creatures drawn from ``random.Random(seed)``; the training set uses seed 0 and
-the held-out set seed 1, so they never share a draw. ``to_tensor`` maps uint8 HWC to float NCHW in [-1, 1].
+the held-out set seed 1, so they never share a draw. With ``twins`` > 0 that share of the pictures (on average)
+shows identical twins instead of one creature; ``twins=0`` gives exactly the one-creature draws. ``to_tensor`` maps uint8 HWC to float NCHW in [-1, 1].
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render import Creature, random_creature, render
+from .render import Creature, random_creature, random_twins, render
 
 __all__ = ["RenderSet", "make_creatures", "make_set", "to_tensor", "TRAIN_SEED", "HELDOUT_SEED"]
 
@@ -26,14 +27,15 @@ class RenderSet:
     creatures: tuple[Creature, ...]
 
 
-def make_creatures(n: int, seed: int) -> tuple[Creature, ...]:
-    """The attributes of ``make_set(n, seed)`` without drawing them (instant)."""
+def make_creatures(n: int, seed: int, twins: float = 0.0) -> tuple[Creature, ...]:
+    """The attributes of ``make_set(n, seed, twins)`` without drawing them (instant)."""
     rng = random.Random(seed)
-    return tuple(random_creature(rng) for _ in range(n))
+    return tuple(random_twins(rng) if twins > 0 and rng.random() < twins else random_creature(rng)
+                 for _ in range(n))
 
 
-def make_set(n: int, seed: int, size: int = 64) -> RenderSet:
-    creatures = make_creatures(n, seed)
+def make_set(n: int, seed: int, size: int = 64, twins: float = 0.0) -> RenderSet:
+    creatures = make_creatures(n, seed, twins)
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), bool)
     for i, c in enumerate(creatures):

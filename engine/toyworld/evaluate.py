@@ -14,6 +14,7 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .captions import caption
 from .judge import judge
@@ -94,12 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: more spin on a busy machine)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    source = args.model
-    if args.run:
-        from .export import export
+    with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
+        source = args.model
+        if args.run:
+            from .export import export
 
-        source = str(export(args.run, tempfile.mkdtemp(prefix="toy-eval-") + "/toy"))
-    f = fidelity(load_model(source), args.n, steps=args.steps, guidance=args.guidance)
+            source = str(export(args.run, Path(tmp) / "toy"))
+        f = fidelity(load_model(source), args.n, steps=args.steps, guidance=args.guidance)
     print(json.dumps(f.summary()))
     if args.grid:
         grid(list(f.images)).save(args.grid)

@@ -13,7 +13,9 @@
 6. markings: pixels nearer the marking colour than the body colour in the body's marking rows (``MARK_TOP`` down):
    few → plain; rows crossed by one long run of them → striped; else spotted.
 
-No learning, no randomness: the same picture always gets the same judgement.
+No learning, no randomness: the same picture always gets the same judgement. ``judge_twins(image)`` reads a picture
+of twins (one creature in each half) as two judgements: each half is judged with the other half painted over in the
+scene's sky and ground.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from .render import BODY_COLOURS, EYE_BLACK, EYE_WHITE, HAT_COLOURS, HORIZON, MARK_COLOUR, MARK_TOP, SCENES
 
-__all__ = ["Judgement", "judge", "iou", "MAX_DIST"]
+__all__ = ["Judgement", "judge", "judge_twins", "iou", "MAX_DIST"]
 
 MAX_DIST = 100.0   # a pixel farther than this from every palette colour is "unknown"
 REGION_DIST = 55.0  # a pixel farther than this from its scene's palette belongs to the creature
@@ -226,6 +228,20 @@ def judge(image) -> Judgement:
             hat = list(HAT_COLOURS)[int(np.argmax(hat_counts))]
     return Judgement(scene=scene, colour=colour, shape=shape, hat=hat, region=region, scene_score=scores[scene],
                      markings=markings)
+
+
+def judge_twins(image) -> tuple[Judgement, Judgement]:
+    """The left and the right creature of a twins picture (``render.random_twins``), each judged on its own."""
+    px = _as_array(image).astype(np.uint8)
+    sky, ground, _ = SCENES[judge(px).scene]
+    horizon = int(HORIZON * px.shape[0])
+    halves = []
+    for cover in (slice(32, 64), slice(0, 32)):  # keep the left half, then the right one
+        one = px.copy()
+        one[:horizon, cover] = sky
+        one[horizon:, cover] = ground
+        halves.append(judge(one))
+    return halves[0], halves[1]
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,18 +6,23 @@ draws attributes from a ``random.Random``. The palette constants are shared with
 hat colours and scenes were chosen far apart in RGB so that a palette analyser can read them back. Markings
 (``plain``, ``spotted``, ``striped``) are dark patches inside the lower body, away from the eyes: an appearance
 attribute, drawn inside the silhouette, like a character's fur pattern.
+
+A creature with ``twin_cx`` set is drawn twice: a second, identical creature (same look, size and ground line) stands
+at ``twin_cx``. Training pictures of identical twins teach the model's self-attention to copy a creature's look from
+one region of a picture to another, which is what ConsiStory's shared attention asks of it across pictures (see
+``random_twins``).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 __all__ = ["BODY_COLOURS", "SHAPES", "MARKINGS", "HAT_COLOURS", "SCENES", "EYE_WHITE", "EYE_BLACK", "MARK_COLOUR",
-           "MARK_TOP", "Creature", "Render", "render", "random_creature"]
+           "MARK_TOP", "Creature", "Render", "render", "random_creature", "random_twins"]
 
 BODY_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (210, 40, 40), "blue": (40, 70, 210), "green": (60, 190, 70)}
@@ -55,13 +60,14 @@ class Creature:
     bottom: float = 0.86  # body bottom y
     width: float = 0.48  # body width
     markings: str = "plain"  # a MARKINGS value
+    twin_cx: float | None = None  # an identical second creature's centre x, or None for one creature
 
 
 @dataclass(frozen=True)
 class Render:
     image: Image.Image   # RGB, size x size
-    mask: np.ndarray     # bool (size, size): body, eyes and hat
-    body_mask: np.ndarray  # bool (size, size): body and eyes only
+    mask: np.ndarray     # bool (size, size): body, eyes and hat (of both twins)
+    body_mask: np.ndarray  # bool (size, size): body and eyes only (of both twins)
     creature: Creature
 
 
@@ -72,6 +78,12 @@ def random_creature(rng: random.Random) -> Creature:
         colour=rng.choice(list(BODY_COLOURS)), shape=rng.choice(SHAPES), hat=rng.choice(hats),
         scene=rng.choice(list(SCENES)), cx=rng.uniform(0.36, 0.64), bottom=rng.uniform(0.80, 0.92),
         width=rng.uniform(0.40, 0.54), markings=rng.choice(MARKINGS))
+
+
+def random_twins(rng: random.Random) -> Creature:
+    """Identical twins: one look (as ``random_creature`` draws it), a narrower body, one creature on each side."""
+    c = random_creature(rng)
+    return replace(c, cx=rng.uniform(0.24, 0.30), twin_cx=rng.uniform(0.70, 0.76), width=rng.uniform(0.36, 0.42))
 
 
 def _scene(draw: ImageDraw.ImageDraw, scene: str, s: int) -> None:
@@ -167,15 +179,17 @@ def render(c: Creature, size: int = 64) -> Render:
     img = Image.new("RGB", (s, s))
     draw = ImageDraw.Draw(img)
     _scene(draw, c.scene, s)
-    _body(draw, c, s, BODY_COLOURS[c.colour])
-    _markings(draw, c, s)
-    _eyes(draw, c, s)
     body = Image.new("L", (s, s))
-    _body(ImageDraw.Draw(body), c, s, 255)
-    full = body.copy()
-    if c.hat:
-        _hat(draw, c, s, HAT_COLOURS[c.hat])
-        _hat(ImageDraw.Draw(full), c, s, 255)
+    full = Image.new("L", (s, s))
+    for one in (c,) if c.twin_cx is None else (c, replace(c, cx=c.twin_cx, twin_cx=None)):
+        _body(draw, one, s, BODY_COLOURS[one.colour])
+        _markings(draw, one, s)
+        _eyes(draw, one, s)
+        _body(ImageDraw.Draw(body), one, s, 255)
+        _body(ImageDraw.Draw(full), one, s, 255)
+        if one.hat:
+            _hat(draw, one, s, HAT_COLOURS[one.hat])
+            _hat(ImageDraw.Draw(full), one, s, 255)
 
     def small(m: Image.Image) -> np.ndarray:
         return np.array(m.resize((size, size), Image.BOX)) >= 128

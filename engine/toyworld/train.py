@@ -5,8 +5,9 @@ out; phase 2 encodes the training renders once and trains UNet + text encoder (v
 EMA) for ``--minutes`` / ``--steps``. Everything lives in ``--out`` (``runs/toy``): ``vae.pt``, ``latents.pt``,
 ``unet.pt`` (model, EMA, optimiser, RNG, step, wall time) and ``log.jsonl``; a checkpoint is written every
 ``--ckpt-minutes`` and at the end, and ``--resume`` continues from them (the data and seeds are fixed, so a
-resumed run sees the same stream it would have seen). Then ``python -m engine.toyworld.export`` ships the EMA
-weights.
+resumed run sees the same stream it would have seen). ``--twins`` (default 0.5) is the share of training pictures
+that show identical twins, and ``--attn32`` adds attention at the 32x32 level (the shipped model has both). Then
+``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
 random weights: the VAE, UNet and text encoder are loaded from it, and the text encoder's token embeddings are
@@ -266,6 +267,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this exported toy model folder (e.g. resources/models/toy)")
     p.add_argument("--n-train", type=int, default=24000, help="training renders")
+    p.add_argument("--twins", type=float, default=0.5,
+                   help="share of training pictures that show identical twins (teaches self-attention to copy a look)")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
     p.add_argument("--vae-psnr", type=float, default=28.0)
     p.add_argument("--vae-minutes", type=float, default=15.0)
@@ -295,18 +298,19 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     lat_path = out / "latents.pt"
     if lat_path.exists():  # phase 1 is over: no need to draw the pictures again
         lat = torch.load(lat_path, weights_only=False)
-        creatures = make_creatures(args.n_train, TRAIN_SEED)
-        if len(lat["latents"]) != len(creatures):
-            p.error(f"{lat_path} holds {len(lat['latents'])} latents but --n-train is {args.n_train}.")
+        creatures = make_creatures(args.n_train, TRAIN_SEED, args.twins)
+        if len(lat["latents"]) != len(creatures) or lat.get("twins", 0.0) != args.twins:
+            p.error(f"{lat_path} holds {len(lat['latents'])} latents with twins {lat.get('twins', 0.0)}, but "
+                    f"--n-train is {args.n_train} and --twins {args.twins}.")
     else:
         t0 = time.time()
-        train = make_set(args.n_train, TRAIN_SEED)
+        train = make_set(args.n_train, TRAIN_SEED, twins=args.twins)
         held = make_set(args.n_held, HELDOUT_SEED)
         creatures = train.creatures
         _log(out, phase="data", n_train=args.n_train, seconds=round(time.time() - t0, 1))
         vae = train_vae(args, out, train.images, held.images)
         z = encode_latents(vae, train.images, args.device)
-        lat = {"latents": z.half(), "scaling": float(1.0 / z.float().std())}
+        lat = {"latents": z.half(), "scaling": float(1.0 / z.float().std()), "twins": args.twins}
         _save(lat, lat_path)
         _log(out, phase="latents", n=len(z), std=round(float(z.float().std()), 4), scaling=round(lat["scaling"], 4))
     args.scaling = lat["scaling"]

@@ -23,6 +23,22 @@ def test_toy_profile_knows_only_toy_world_words():
     assert "creature" in msg and "Settings → Model" in msg
 
 
+def test_toy_vocabulary_is_what_the_installed_model_holds(tmp_path):
+    import json
+
+    from app.model_profiles import _toy_vocabulary
+    from engine.toyworld.captions import VOCABULARY
+
+    (tmp_path / "tokenizer").mkdir()
+    older = [w for w in VOCABULARY if w not in ("two", "creatures", "hats")]  # trained before the twins words
+    (tmp_path / "tokenizer" / "vocab.json").write_text(json.dumps(
+        {**{f"{w}</w>": i for i, w in enumerate(older)}, "tw": 900, "fox</w>": 901}))
+    assert _toy_vocabulary(tmp_path) == frozenset(older)  # world words only, and only those it has a token for
+    assert _toy_vocabulary(tmp_path / "missing") == frozenset(VOCABULARY)
+    (tmp_path / "tokenizer" / "vocab.json").write_text("{not json")
+    assert _toy_vocabulary(tmp_path) == frozenset(VOCABULARY)
+
+
 @pytest.mark.parametrize("source", ["tiny", "stabilityai/stable-diffusion-xl-base-1.0", "/models/x.safetensors",
                                     "", None])
 def test_other_models_have_an_open_vocabulary(source):

@@ -16,7 +16,12 @@ Also ``commit_step``: the first ``k`` where ``follows_a ≥ 0.8``.
 attribute. The same seeds and fully specified prompts are drawn plainly and with every decoder self-attention
 layer's output scaled by ``--attn-scale`` (0 removes it; the residual path stays); per attribute, the share of
 pictures whose judged value is unchanged. Values near 1 mean the attribute is made elsewhere (convolutions,
-cross-attention), so sharing self-attention cannot move it much. A benchmark, not a test: run it explicitly.
+cross-attention), so sharing self-attention cannot move it much.
+
+``twins`` (``--twins``, for a model trained with twins: ``train --twins``): prompts ask for two creatures of one
+kind with the look left open ("two round creatures in the snow"); per attribute, the share of pictures whose two
+creatures the judge reads alike. This is what the model's own self-attention does *within* one picture, the
+ability that ConsiStory's shared attention borrows *across* pictures. A benchmark, not a test: run it explicitly.
 """
 
 from __future__ import annotations
@@ -124,6 +129,32 @@ def self_attention_role(model, seeds: list[int], steps: int, guidance: float, sc
     return {"attn_scale": scale, "unchanged": {k: round(v / total, 3) for k, v in same.items()}, "images": total}
 
 
+def twin_agreement(model, seeds: list[int], steps: int, guidance: float) -> dict:
+    from engine.denoise_loop import generate_plain
+    from engine.request import GenerationSpec
+    from engine.toyworld.captions import SCENE_PHRASES
+    from engine.toyworld.judge import judge_twins
+    from engine.toyworld.render import SHAPES
+
+    vocab = model.pipe.tokenizer.get_vocab()
+    if "two</w>" not in vocab or "creatures</w>" not in vocab:
+        raise SystemExit(f"{model.source} was not trained on twins (its vocabulary lacks 'two' and 'creatures').")
+    same = {"colour": 0, "markings": 0, "shape": 0, "hat": 0, "look": 0}
+    total = 0
+    places = list(SCENE_PHRASES.values())
+    for i, shape in enumerate(SHAPES):
+        prompts = tuple(f"two {shape} creatures {places[(i + k) % len(places)]}" for k in range(len(seeds)))
+        spec = GenerationSpec(prompts=prompts, seeds=tuple(seeds), width=64, height=64, steps=steps,
+                              guidance=guidance)
+        for im in generate_plain(model, spec).images:
+            a, b = judge_twins(im)
+            for name in ("colour", "markings", "shape", "hat"):
+                same[name] += getattr(a, name) == getattr(b, name)
+            same["look"] += a.colour is not None and a.look == b.look
+            total += 1
+    return {"agree": {k: round(v / total, 3) for k, v in same.items()}, "images": total}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="toy")
@@ -133,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", default="0,1,2,3,4,6,8,12,20")
     p.add_argument("--attn-scale", type=float, default=0.0)
     p.add_argument("--role-only", action="store_true", help="only the self-attention role measure")
+    p.add_argument("--twins", action="store_true", help="also: do twins in one picture agree (twins-trained models)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     from engine.model_loader import load_model
@@ -142,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     result = {"model": args.model, "seeds": args.seeds, "steps": args.steps, "guidance": args.guidance,
               "self_attention_role": self_attention_role(model, seeds, args.steps, args.guidance, args.attn_scale)}
+    if args.twins:
+        result["twins"] = twin_agreement(model, seeds, args.steps, args.guidance)
     if not args.role_only:
         result["attributes"] = measure(model, seeds, args.steps, ks, args.guidance)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print("decoder self-attention x", args.attn_scale, "-> unchanged:", result["self_attention_role"]["unchanged"])
+        if args.twins:
+            print("twins in one picture agree:", result["twins"]["agree"])
         for name, r in result.get("attributes", {}).items():
             print(f"{name:7s} commit step {r['commit_step']}: " + "  ".join(f"k={k}:{v}" for k, v in
                                                                           r["follows_a"].items()))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from engine.toyworld.dataset import HELDOUT_SEED, make_set
-from engine.toyworld.judge import iou, judge
+from engine.toyworld.judge import iou, judge, judge_twins
 from engine.toyworld.render import SCENES, Creature, render
 
 
@@ -58,6 +58,28 @@ def test_hat_shape_and_markings_are_told_apart(markings):
                 j = judge(render(c).image)
                 assert j.identity == ("green", markings, shape, hat), c
                 assert j.look == ("green", markings, shape)
+
+
+def test_judge_twins_reads_each_twin_and_a_differing_pair():
+    from dataclasses import replace
+
+    from engine.toyworld.dataset import make_creatures
+
+    twins = [c for c in make_creatures(300, HELDOUT_SEED + 7, twins=0.5) if c.twin_cx is not None][:80]
+    right = 0
+    for c in twins:
+        left, right_one = judge_twins(render(c).image)
+        for j in (left, right_one):
+            right += (j.colour, j.markings, j.shape, j.hat) == (c.colour, c.markings, c.shape, c.hat)
+    assert right / (2 * len(twins)) >= 0.97
+    # two different creatures side by side: each half is read as its own creature
+    a = Creature("red", "round", "yellow", "forest", cx=0.26, width=0.4, markings="spotted")
+    b = replace(a, colour="blue", shape="square", hat=None, cx=0.74, markings="striped")
+    pair = np.asarray(render(a).image).copy()
+    pair[:, 32:] = np.asarray(render(b).image)[:, 32:]
+    left, right_one = judge_twins(pair)
+    assert (left.colour, left.markings, left.shape, left.hat) == ("red", "spotted", "round", "yellow")
+    assert (right_one.colour, right_one.markings, right_one.shape, right_one.hat) == ("blue", "striped", "square", None)
 
 
 def test_iou():

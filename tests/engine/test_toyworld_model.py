@@ -39,6 +39,22 @@ def test_shipped_folder_is_a_small_standard_pipeline():
 
 
 @needs_model
+def test_shipped_model_knows_the_words_the_app_lets_through():
+    """The app's toy vocabulary is the world's words the shipped tokenizer holds as one token; every word the
+    shipped captions need (one creature: colour, markings, shape, hat, scene) is among them."""
+    from app.model_profiles import profile_for
+    from engine.toyworld.captions import caption
+    from engine.toyworld.render import BODY_COLOURS, HAT_COLOURS, MARKINGS, SCENES, SHAPES, Creature
+
+    tok_vocab = json.loads((TOY_MODEL_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
+    known = profile_for("toy").vocabulary
+    assert all(f"{w}</w>" in tok_vocab for w in known)
+    needed = {w for colour in BODY_COLOURS for shape in SHAPES for hat in (None, *HAT_COLOURS) for scene in SCENES
+              for markings in MARKINGS for w in caption(Creature(colour, shape, hat, scene, markings=markings)).split()}
+    assert needed <= known
+
+
+@needs_model
 def test_toy_draws_the_requested_colour(toy):
     from engine.generate import generate
     from engine.request import GenerationSpec
@@ -71,7 +87,7 @@ def test_toy_draws_the_requested_markings(toy):
     assert sum(j.markings == w for j, w in zip(judged, wanted)) >= 5, [j.identity for j in judged]
 
 
-def test_training_script_checkpoints_and_resumes(tmp_path):
+def test_training_script_checkpoints_and_resumes(tmp_path, capsys):
     from engine.toyworld import train
     from engine.toyworld.export import build_pipeline
 
@@ -81,6 +97,9 @@ def test_training_script_checkpoints_and_resumes(tmp_path):
     assert train.main(small + ["--steps", "2"]) == 0
     with pytest.raises(SystemExit):  # a second run into the same folder needs --resume
         train.main(small + ["--steps", "2"])
+    with pytest.raises(SystemExit):  # the cached latents were drawn with another share of twins
+        train.main(small + ["--steps", "3", "--resume", "--twins", "0.2"])
+    assert "with twins 0.5, but --n-train is 48 and --twins 0.2" in capsys.readouterr().err
     assert train.main(small + ["--steps", "3", "--resume"]) == 0
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["phase"] == "unet" and "loss" in r] == [1, 2, 3]
@@ -141,6 +160,28 @@ def test_consistency_benchmark_measures_one_small_set(toy):
         assert res["consistency"] <= min(res["colour_agreement"], res["markings_agreement"], res["shape_agreement"])
         assert res["consistency_with_hat"] <= res["consistency"]
         assert (res["subject_mask_iou"] is None) == (mode == "plain")
+
+
+@needs_model
+def test_shipped_model_draws_twins_that_match(toy):
+    """Trained on twins, the shipped model draws two creatures of one look when asked (the benchmark's measure of
+    copying within a picture); a model that never saw twins is refused by name."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_commitment.py"
+    spec = importlib.util.spec_from_file_location("bench_commitment", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.twin_agreement(toy, [0, 1], steps=20, guidance=4.0)
+    assert res["images"] == 6
+    assert res["agree"]["colour"] >= 5 / 6 and 0.0 <= res["agree"]["look"] <= res["agree"]["markings"]
+
+    class NoTwins:
+        source = "old-toy"
+        pipe = type("P", (), {"tokenizer": type("T", (), {"get_vocab": staticmethod(lambda: {"creature</w>": 1})})})
+
+    with pytest.raises(SystemExit, match="old-toy was not trained on twins"):
+        bench.twin_agreement(NoTwins, [0], steps=2, guidance=4.0)
 
 
 def test_init_into_a_unet_with_attention_at_32x32_starts_as_the_old_model(tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from engine.toyworld.captions import VOCABULARY, caption, random_caption, underspecified
 from engine.toyworld.render import (BODY_COLOURS, HAT_COLOURS, MARK_COLOUR, MARKINGS, SCENES, Creature,
-                                    random_creature, render)
+                                    random_creature, random_twins, render)
 
 
 def _creature(**kw) -> Creature:
@@ -66,6 +67,46 @@ def test_markings_lie_inside_the_lower_body_and_leave_the_outline(shape):
     assert stripes.image.tobytes() != spots.image.tobytes()
     assert random_creature(random.Random(1)).markings in MARKINGS
     assert {random_creature(random.Random(i)).markings for i in range(40)} == set(MARKINGS)
+
+
+def test_twins_are_two_identical_creatures_side_by_side():
+    alone = _creature(colour="green", shape="square", hat="pink", markings="spotted", cx=0.25, width=0.4)
+    c = replace(alone, twin_cx=0.75)
+    one, two = render(alone), render(c)
+    assert render(c).image.tobytes() == two.image.tobytes()  # deterministic
+    assert (two.mask[:, :32] == one.mask[:, :32]).all()  # the left creature is the one creature drawn alone ...
+    assert not one.mask[:, 32:].any() and two.mask[:, 32:].any()  # ... and the twin stands on the right
+    # the twin is the same creature moved by half the side (32 px): the same mask and, on it, the same pixels
+    assert (np.roll(one.mask, 32, axis=1)[:, 32:] == two.mask[:, 32:]).all()
+    px = np.asarray(two.image).astype(int)
+    assert np.abs(px[:, :32][two.mask[:, :32]] - px[:, 32:][two.mask[:, 32:]]).max() <= 3
+    left, right = px[:, :32][two.body_mask[:, :32]], px[:, 32:][two.body_mask[:, 32:]]
+    for colour in (BODY_COLOURS["green"], MARK_COLOUR):
+        near = [(np.abs(side - colour).sum(1) < 60).mean() for side in (left, right)]
+        assert near[0] > 0.04 and abs(near[0] - near[1]) < 0.03, (colour, near)
+    assert caption(c) == "two green spotted square creatures with pink hats in the snow"
+    assert caption(replace(c, hat=None)) == "two green spotted square creatures with no hats in the snow"
+    rng = random.Random(2)
+    said = [random_caption(c, rng) for _ in range(2000)]
+    caps = set(said)
+    assert {x.split()[0] for x in caps if x} == {"two"}
+    assert {"two creatures in the snow", "two creatures with hats in the snow", "two green creatures"} <= caps
+    # twins leave their look open more often than one creature does (copying, not words, must match them)
+    assert 0.38 < sum("green" in x for x in said) / len(said) < 0.52
+    assert 0.38 < sum("spotted" in x for x in said) / len(said) < 0.52
+    assert all(w in VOCABULARY for x in caps for w in x.split())
+
+
+def test_twin_draws_keep_the_one_creature_stream():
+    from engine.toyworld.dataset import make_creatures
+
+    rng = random.Random(4)
+    assert make_creatures(50, 4) == make_creatures(50, 4, twins=0.0) == tuple(random_creature(rng) for _ in range(50))
+    mixed = make_creatures(2000, 4, twins=0.3)
+    twins = [c for c in mixed if c.twin_cx is not None]
+    assert 0.25 < len(twins) / len(mixed) < 0.35
+    assert all(c.cx < 0.35 and c.twin_cx > 0.65 and c.width <= 0.42 for c in twins)
+    assert {c.markings for c in twins} == set(MARKINGS) and random_twins(random.Random(1)).twin_cx is not None
 
 
 def test_unknown_attribute_is_refused():
