@@ -3,8 +3,8 @@
 64x64 RGB -> AutoencoderKL with scale factor 2 -> a 32x32x4 latent. The UNet has attention at 16x16, 8x8 and the
 middle, and with ``attn32`` (the shipped model) at 32x32 too, where the markings are drawn: the engine's masks
 still come from 8x8 and its feature injection works at 16x16, while its shared attention reaches every decoder
-level. A small CLIP text encoder (one token per word of ``captions.VOCABULARY``, 16 positions). Cosine noise schedule with v-prediction;
-DDIM with trailing timestep spacing.
+level. A small CLIP text encoder (one token per word of ``captions.VOCABULARY``, 16 positions). Cosine noise
+schedule with v-prediction; DDIM with trailing timestep spacing.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ SCENE_PHRASES: dict[str, str] = {
     "snow": "in the snow", "beach": "on the beach", "forest": "in the forest", "night": "at night",
     "desert": "in the desert"}
 VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(
-    ["a", SUBJECT, "with", "no", "hat", "two", "creatures", "hats", *BODY_COLOURS, *SHAPES, *HAT_COLOURS, *MARKINGS,
-     *" ".join(SCENE_PHRASES.values()).split()]))
+    ["a", SUBJECT, "with", "no", "hat", "two", "creatures", "hats", *BODY_COLOURS, *SHAPES, *HAT_COLOURS,
+     *MARKINGS, *" ".join(SCENE_PHRASES.values()).split()]))
 assert set(SCENE_PHRASES) == set(SCENES)
 
 
@@ -57,8 +57,8 @@ def random_caption(c: Creature, rng: random.Random) -> str:
     say = 0.5 if twins else 0.75  # twins leave their look open more often: copying, not words, must match them
     colour = c.colour if rng.random() < say else None
     shape = c.shape if rng.random() < 0.75 else None
-    r = rng.random()
-    hat: str | None = None if r < 1 - say + 0.05 else ("any" if (c.hat and r < 1 - say + 0.13) else (c.hat or "none"))
+    r, unsaid = rng.random(), 1 - say + 0.05  # the hat goes unsaid that often, and is "a hat" 8 % more
+    hat: str | None = None if r < unsaid else ("any" if (c.hat and r < unsaid + 0.08) else (c.hat or "none"))
     scene = c.scene if rng.random() < 0.85 else None
     markings = c.markings if rng.random() < say else None
     return _compose(colour, shape, hat, scene, markings, twins)

@@ -2,7 +2,8 @@
 
 ``make_set(n, seed)`` renders ``n`` creatures drawn from ``random.Random(seed)``; the training set uses seed 0 and
 the held-out set seed 1, so they never share a draw. With ``twins`` > 0 that share of the pictures (on average)
-shows identical twins instead of one creature; ``twins=0`` gives exactly the one-creature draws. ``to_tensor`` maps uint8 HWC to float NCHW in [-1, 1].
+shows identical twins instead of one creature; ``twins=0`` gives exactly the one-creature draws. ``to_tensor``
+maps uint8 HWC to float NCHW in [-1, 1].
 """
 
 from __future__ import annotations

@@ -60,11 +60,10 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     pipe.save_pretrained(tmp, safe_serialization=True)
     write_tokenizer(tmp / "tokenizer")  # the project's own files (the saved ones are equivalent)
     ustate = torch.load(Path(run) / "unet.pt", map_location="cpu", weights_only=False)
-    lat_path = Path(run) / "latents.pt"
-    twins = torch.load(lat_path, weights_only=False).get("twins", 0.0) if lat_path.exists() else None
     (tmp / "training.json").write_text(json.dumps(
         {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema,
-         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "twins": twins}, indent=1))
+         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "twins": ustate.get("twins", 0.0)},
+        indent=1))
     if out.exists():
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)

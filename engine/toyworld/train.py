@@ -212,7 +212,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
                "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init,
-               "attn32": args.attn32}, ckpt)
+               "attn32": args.attn32, "twins": args.twins}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
         idx = torch.randint(0, len(latents), (args.batch,), generator=gen)

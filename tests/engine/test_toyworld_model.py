@@ -109,6 +109,10 @@ def test_training_script_checkpoints_and_resumes(tmp_path, capsys):
     assert pipe.vae.config.scaling_factor == pytest.approx(
         next(r["scaling"] for r in rows if r["phase"] == "latents"), abs=1e-4)
     assert Path(out / "unet.pt").exists()
+    from engine.toyworld.export import export
+
+    shipped = json.loads((export(out, tmp_path / "model") / "training.json").read_text())
+    assert (shipped["unet_steps"], shipped["twins"], shipped["attn32"], shipped["ema"]) == (3, 0.5, False, True)
 
 
 def test_init_carries_each_words_embedding_to_its_new_id():
