@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["ModelProfile", "profile_for", "unknown_words_message", "job_words_message"]
@@ -52,6 +53,18 @@ def _toy_vocabulary(model_dir: Path | None = None) -> frozenset[str]:
     from engine.toyworld.captions import VOCABULARY
 
     vocab_file = (model_dir or TOY_MODEL_DIR) / "tokenizer" / "vocab.json"
+    try:
+        stat = vocab_file.stat()
+    except OSError:
+        return frozenset(VOCABULARY)
+    return _words_held(vocab_file, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _words_held(vocab_file: Path, mtime_ns: int, size: int) -> frozenset[str]:  # noqa: ARG001 (cache key)
+    """Read once per version of the file: the UI asks for the profile on every refresh."""
+    from engine.toyworld.captions import VOCABULARY
+
     try:
         tokens = json.loads(vocab_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
