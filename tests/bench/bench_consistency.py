@@ -16,6 +16,9 @@ nothing about the creature ("a creature in the snow"). Every mode generates the 
   repeat each other: the paper's dropout and query blending exist to keep this down);
 - ``subject_mask_iou``: the engine's subject masks (``GenerationResult.masks``, upsampled) vs the judged creature
   region (``null`` for plain runs, which make no masks);
+- ``pair_consistency``: ``consistency`` split by the kind of pair: ``anchor_anchor``, ``anchor_other`` and
+  ``other_other`` (the anchors are a set's first images, as the engine takes them; plain runs are split the same
+  way for comparison), which shows whether disagreement starts between the anchors or in what reads them;
 - ``seconds_per_set`` and, for the spread, ``distinct_identities`` (share of images whose identity is unique).
 
 Modes whose engine is missing or fails are reported with the error instead of numbers. ``--json`` prints one JSON
@@ -37,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 MODES = ("plain", "consistory", "no_share", "no_inject", "no_dropout", "no_query_blend")
 # stronger-than-default settings, run on request (--modes): does more injection or sharing move more attributes?
 EXTRA_MODES = {"long_inject": {"inject_start": 0.05, "inject_end": 0.6},
-               "strong_share": {"dropout": 0.0, "query_blend": False, "inject_start": 0.05, "inject_end": 0.6}}
+               "strong_share": {"dropout": 0.0, "query_blend": False, "inject_start": 0.05, "inject_end": 0.6},
+               "one_anchor": {"anchors": 1}}
 
 
 def mode_config(mode: str):
@@ -79,6 +83,11 @@ def _mask_iou(mask, region) -> float:
     return iou(up, region)
 
 
+def _pair_kind(i: int, j: int, n_anchors: int) -> str:
+    """``anchor_anchor``, ``anchor_other`` or ``other_other`` for images i < j of a set."""
+    return {2: "anchor_anchor", 1: "anchor_other", 0: "other_other"}[(i < n_anchors) + (j < n_anchors)]
+
+
 def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: bool = False) -> dict:
     from engine.generate import generate
     from engine.request import GenerationSpec
@@ -86,6 +95,9 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
     from engine.toyworld.judge import iou, judge
 
     pairs = agree = agree_hat = 0
+    cfg = mode_config(mode)
+    n_anchors = cfg.anchors if cfg is not None else mode_config("consistory").anchors
+    by_kind: dict[str, list[int]] = {}
     overlaps: list[float] = []
     per_attr = Counter()
     aligned = kind_aligned = n_kind = n_images = 0
@@ -102,10 +114,12 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
         judged = [judge(img) for img in result.images]
         if keep_images:
             images_out += result.images
-        for a, b in itertools.combinations(judged, 2):
+        for (ia, a), (ib, b) in itertools.combinations(enumerate(judged), 2):
             pairs += 1
             overlaps.append(iou(a.region, b.region))
-            agree += a.look == b.look and a.colour is not None
+            same_look = a.look == b.look and a.colour is not None
+            agree += same_look
+            by_kind.setdefault(_pair_kind(ia, ib, n_anchors), []).append(same_look)
             agree_hat += a.identity == b.identity and a.colour is not None
             per_attr["colour"] += a.colour == b.colour and a.colour is not None
             per_attr["markings"] += a.markings == b.markings and a.markings is not None
@@ -125,6 +139,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
         "consistency": agree / pairs, "consistency_with_hat": agree_hat / pairs,
         "colour_agreement": per_attr["colour"] / pairs, "markings_agreement": per_attr["markings"] / pairs,
         "shape_agreement": per_attr["shape"] / pairs, "hat_agreement": per_attr["hat"] / pairs,
+        "pair_consistency": {k: sum(v) / len(v) for k, v in sorted(by_kind.items())},
         "layout_overlap": sum(overlaps) / len(overlaps),
         "alignment": aligned / n_images, "kind_alignment": kind_aligned / n_kind if n_kind else None,
         "subject_mask_iou": sum(ious) / len(ious) if ious else None,
@@ -188,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mode:<16} {res['error']}")
             continue
         print(f"{mode:<16}" + "".join(f"{'-' if res[c] is None else format(res[c], '.3f'):>13}" for c in cols))
+    print("look agreement by pair: " + "; ".join(
+        f"{mode} " + ", ".join(f"{k} {v:.3f}" for k, v in res["pair_consistency"].items())
+        for mode, res in report["modes"].items() if "error" not in res))
     return 0
 
 

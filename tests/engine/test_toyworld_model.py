@@ -164,6 +164,13 @@ def test_consistency_benchmark_measures_one_small_set(toy):
         assert res["consistency"] <= min(res["colour_agreement"], res["markings_agreement"], res["shape_agreement"])
         assert res["consistency_with_hat"] <= res["consistency"]
         assert (res["subject_mask_iou"] is None) == (mode == "plain")
+        # 3 images, anchors 0 and 1: one anchor pair and two anchor-other pairs, weighted back to the whole
+        pc = res["pair_consistency"]
+        assert set(pc) == {"anchor_anchor", "anchor_other"}
+        assert pc["anchor_anchor"] + 2 * pc["anchor_other"] == pytest.approx(3 * res["consistency"])
+    assert [bench._pair_kind(i, j, 2) for i, j in ((0, 1), (1, 2), (2, 3))] == \
+        ["anchor_anchor", "anchor_other", "other_other"]
+    assert bench.mode_config("one_anchor").anchors == 1
 
 
 @needs_model
