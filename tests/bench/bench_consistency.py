@@ -97,7 +97,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
 
     pairs = agree = agree_hat = 0
     cfg = mode_config(mode)
-    n_anchors = cfg.anchors if cfg is not None else mode_config("consistory").anchors
+    n_anchors = (cfg or mode_config("consistory")).anchors  # plain runs are split as the default would be
     by_kind: dict[str, list[int]] = {}
     overlaps: list[float] = []
     per_attr = Counter()
@@ -108,7 +108,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
     images_out = []
     for scenes, prompts, seeds, kind in sets:
         spec = GenerationSpec(prompts=prompts, seeds=seeds, width=64, height=64, steps=steps, guidance=guidance,
-                              subjects=(SUBJECT,) if mode != "plain" else (), consistory=mode_config(mode))
+                              subjects=(SUBJECT,) if mode != "plain" else (), consistory=cfg)
         t0 = time.perf_counter()
         result = generate(model, spec)
         seconds += time.perf_counter() - t0
