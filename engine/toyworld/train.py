@@ -6,8 +6,9 @@ EMA) for ``--minutes`` / ``--steps``. Everything lives in ``--out`` (``runs/toy`
 ``unet.pt`` (model, EMA, optimiser, RNG, step, wall time) and ``log.jsonl``; a checkpoint is written every
 ``--ckpt-minutes`` and at the end, and ``--resume`` continues from them (the data and seeds are fixed, so a
 resumed run sees the same stream it would have seen). ``--twins`` (default 0.5) is the share of training pictures
-that show identical twins, and ``--attn32`` adds attention at the 32x32 level (the shipped model has both). Then
-``python -m engine.toyworld.export`` ships the EMA weights.
+that show identical twins, ``--attn32`` adds attention at the 32x32 level, and ``--pairs`` is the share of each
+batch given to paired panels (two pictures of one creature whose self-attention reads both, see
+``paired_attention``). Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
 random weights: the VAE, UNet and text encoder are loaded from it, and the text encoder's token embeddings are
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
 from .captions import random_caption
 from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
+from .paired_attention import draw_pairs, install_paired_attention, pair_index
 
 __all__ = ["main", "vae_psnr"]
 
@@ -186,6 +188,15 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         _log(out, phase="unet", msg=f"initialised from {args.init}", new_tokens=fresh)
     ema_unet.load_state_dict(unet.state_dict())
     ema_te.load_state_dict(te.state_dict())
+    groups = pair_index(creatures) if args.pairs > 0 else {}
+    n_pairs = int(args.batch * args.pairs) // 2
+    if args.pairs > 0 and not (groups and n_pairs):
+        raise SystemExit(f"--pairs {args.pairs} asks for paired panels, but " + (
+            f"a batch of {args.batch} holds none; raise --pairs or --batch." if groups else
+            f"no two of the {args.n_train} training pictures show one creature with the same look; raise --n-train."))
+    paired = install_paired_attention(unet) if args.pairs > 0 else None
+    if paired is not None:
+        _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups))
     params = list(unet.parameters()) + list(te.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -212,10 +223,14 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
                "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init,
-               "attn32": args.attn32, "twins": args.twins}, ckpt)
+               "attn32": args.attn32, "twins": args.twins, "pairs": args.pairs}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
         idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
+        if paired is not None:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
+            first, second = draw_pairs(groups, n_pairs, rng)
+            idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
+            paired.n_pairs = n_pairs
         z0 = latents[idx].to(args.device).float() * scale
         caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
         ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
@@ -269,6 +284,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--n-train", type=int, default=24000, help="training renders")
     p.add_argument("--twins", type=float, default=0.5,
                    help="share of training pictures that show identical twins (teaches self-attention to copy a look)")
+    p.add_argument("--pairs", type=float, default=0.0,
+                   help="share of each batch in paired panels (self-attention across two pictures of one creature)")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
     p.add_argument("--vae-psnr", type=float, default=28.0)
     p.add_argument("--vae-minutes", type=float, default=15.0)

@@ -171,6 +171,7 @@ def test_consistency_benchmark_measures_one_small_set(toy):
     assert [bench._pair_kind(i, j, 2) for i, j in ((0, 1), (1, 2), (2, 3))] == \
         ["anchor_anchor", "anchor_other", "other_other"]
     assert bench.mode_config("one_anchor").anchors == 1
+    assert bench.mode_config("no_masks").masks is False and bench.mode_config("full_inject").inject_alpha == 1.0
 
 
 @needs_model

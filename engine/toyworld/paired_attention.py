@@ -1,0 +1,88 @@
+"""Paired panels for training the toy model: two pictures of one creature whose self-attention reads each other.
+
+Why: in a large model such as SDXL, self-attention is the only mechanism that reaches across a 1024-pixel picture
+at full detail, so it learns to copy a look from one part of a picture to another (two views, a repeated object).
+ConsiStory relies on that habit: extended across pictures, self-attention copies the subject's look from the
+anchors. In a 64-pixel toy model the convolutions of the 8x8 level reach across the whole picture, and the
+``twins`` pictures (two identical creatures side by side) are learnt mostly by them: the habit does not form where
+ConsiStory can use it. A paired panel is the toy's stand-in for a picture too wide for convolutions: two separate
+64-pixel pictures of the same creature (same colour, shape, markings and hat; scene, place and size differ), each
+captioned on its own, whose decoder self-attention layers (``attn1`` of the up blocks) see both pictures' tokens.
+The only way for the second picture to match a look its caption leaves open is to read it there, which is where
+ConsiStory shares (encoder layers are left alone: a run that paired every layer learnt part of the copying in the
+encoder, where the method does not look).
+
+``pair_index`` draws the pairs from the training set's one-creature pictures; ``PairedSelfAttention`` is the
+``attn1`` processor used while training (a batch holds the pairs' first pictures, then their second pictures,
+then unpaired pictures, which attend only to themselves). Generation never uses it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from ..consistory.sdsa_processor import attend, finish_output
+from .render import Creature
+
+__all__ = ["look_key", "pair_index", "draw_pairs", "PairedSelfAttention", "install_paired_attention"]
+
+
+def look_key(c: Creature) -> tuple:
+    return (c.colour, c.shape, c.markings, c.hat)
+
+
+def pair_index(creatures: tuple[Creature, ...]) -> dict[tuple, list[int]]:
+    """One-creature pictures grouped by look (only looks seen at least twice can be paired)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, c in enumerate(creatures):
+        if c.twin_cx is None:
+            groups[look_key(c)].append(i)
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def draw_pairs(groups: dict[tuple, list[int]], n: int, rng: random.Random) -> tuple[list[int], list[int]]:
+    """``n`` pairs of different pictures with one look: (first pictures, second pictures)."""
+    keys = list(groups)  # in first-seen order: deterministic for a given training set
+    first, second = [], []
+    for _ in range(n):
+        members = groups[rng.choice(keys)]
+        a, b = rng.sample(members, 2)
+        first.append(a)
+        second.append(b)
+    return first, second
+
+
+class PairedSelfAttention:
+    """``attn1`` processor: the first ``2 * n_pairs`` rows of the batch are pairs (row j with row j + n_pairs);
+    each of them attends to its own tokens followed by its partner's. The other rows attend as usual."""
+
+    def __init__(self) -> None:
+        self.n_pairs = 0
+        self.plain = AttnProcessor2_0()
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs):
+        m = self.n_pairs
+        if m == 0 or encoder_hidden_states is not None or attention_mask is not None or hidden_states.ndim != 3:
+            return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        x = hidden_states[:2 * m]
+        q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
+        swap = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]).to(x.device)
+        out = finish_output(attn, attend(attn, q, torch.cat([k, k[swap]], 1), torch.cat([v, v[swap]], 1)), x)
+        if hidden_states.shape[0] == 2 * m:
+            return out
+        rest = self.plain(attn, hidden_states[2 * m:], None, None, temb)
+        return torch.cat([out, rest])
+
+
+def install_paired_attention(unet) -> PairedSelfAttention:
+    """One shared processor on every decoder self-attention layer of ``unet`` (set its ``n_pairs`` per batch);
+    every other layer gets the stock processor."""
+    paired = PairedSelfAttention()
+    unet.set_attn_processor({name: paired if name.startswith("up_blocks.") and name.endswith("attn1.processor")
+                             else AttnProcessor2_0() for name in unet.attn_processors})
+    return paired

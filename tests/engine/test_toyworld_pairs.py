@@ -1,0 +1,116 @@
+"""Paired panels for toy-model training: which pictures pair up, and what the paired self-attention computes."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engine.toyworld.dataset import make_creatures
+from engine.toyworld.paired_attention import (PairedSelfAttention, draw_pairs, install_paired_attention, look_key,
+                                              pair_index)
+from engine.toyworld.render import Creature
+
+
+def test_pairs_are_two_different_one_creature_pictures_with_one_look():
+    creatures = make_creatures(600, seed=3, twins=0.5)
+    groups = pair_index(creatures)
+    assert groups and all(len(v) >= 2 for v in groups.values())
+    paired = {i for v in groups.values() for i in v}
+    assert all(creatures[i].twin_cx is None for i in paired)   # twins pictures never pair
+    first, second = draw_pairs(groups, 50, random.Random(1))
+    assert len(first) == len(second) == 50
+    for a, b in zip(first, second):
+        assert a != b and look_key(creatures[a]) == look_key(creatures[b])
+    # the pictures differ in what the look leaves open (here: at least the place or the scene)
+    assert any((creatures[a].cx, creatures[a].scene) != (creatures[b].cx, creatures[b].scene)
+               for a, b in zip(first, second))
+    assert draw_pairs(groups, 50, random.Random(1)) == (first, second)  # seeded: a resumed run sees the same stream
+
+
+def test_looks_seen_once_cannot_pair():
+    a = Creature("red", "round", None, "beach")
+    creatures = (a, replace(a, colour="blue"), replace(a, scene="forest", cx=0.4),
+                 replace(a, twin_cx=0.7))  # the twins picture has a's look but never pairs
+    assert pair_index(creatures) == {look_key(a): [0, 2]}
+
+
+@pytest.fixture(scope="module")
+def unet():
+    from engine.toyworld.architecture import build_unet
+
+    torch.manual_seed(0)
+    return build_unet(32, True).eval()
+
+
+def _run(unet, x, e, n_pairs=None):
+    t = torch.full((x.shape[0],), 500)
+    with torch.no_grad():
+        if n_pairs is None:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            unet.set_attn_processor(AttnProcessor2_0())
+        else:
+            install_paired_attention(unet).n_pairs = n_pairs
+        return unet(x, t, e).sample
+
+
+def test_paired_attention_reads_exactly_the_partner(unet):
+    g = torch.Generator().manual_seed(1)
+    x, e = torch.randn(5, 4, 32, 32, generator=g), torch.randn(5, 16, 128, generator=g)
+    plain = _run(unet, x, e)
+    assert torch.allclose(_run(unet, x, e, n_pairs=0), plain, atol=1e-5)   # no pairs: the stock computation
+    paired = _run(unet, x, e, n_pairs=2)                                     # rows 0-2 and 1-3 pair, row 4 alone
+    assert torch.allclose(paired[4], plain[4], atol=1e-5)
+    assert (paired[:4] - plain[:4]).abs().amax() > 1e-3
+    x2 = x.clone()
+    x2[3] = torch.randn(4, 32, 32, generator=g)                             # change row 1's partner only
+    changed = _run(unet, x2, e, n_pairs=2)
+    assert (changed[1] - paired[1]).abs().amax() > 1e-3
+    assert torch.allclose(changed[0], paired[0], atol=1e-5) and torch.allclose(changed[2], paired[2], atol=1e-5)
+
+
+def test_a_picture_paired_with_itself_draws_as_alone(unet):
+    """Its keys are then its own, twice: softmax weights halve and the output is unchanged."""
+    g = torch.Generator().manual_seed(2)
+    x, e = torch.randn(2, 4, 32, 32, generator=g), torch.randn(2, 16, 128, generator=g)
+    x, e = torch.cat([x, x]), torch.cat([e, e])
+    assert torch.allclose(_run(unet, x, e, n_pairs=2), _run(unet, x, e), atol=1e-5)
+
+
+def test_processor_leaves_cross_attention_alone():
+    proc = PairedSelfAttention()
+    proc.n_pairs = 1
+    calls = []
+    proc.plain = lambda attn, h, enc, mask, temb: calls.append(enc) or h
+    h, enc = torch.zeros(2, 4, 8), torch.ones(2, 3, 8)
+    assert proc(None, h, enc) is h and calls == [enc]
+
+
+def test_training_with_pairs_records_them_and_refuses_a_set_without_any(tmp_path):
+    from engine.toyworld import train
+    from engine.toyworld.export import export
+
+    small = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "4",
+             "--log-every", "1", "--threads", "1", "--twins", "0", "--steps", "2"]
+    with pytest.raises(SystemExit, match="no two of the 6 training pictures show one creature with the same look"):
+        train.main(["--out", str(tmp_path / "few"), "--n-train", "6", "--pairs", "0.5"] + small)
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "--n-train", "160", "--pairs", "0.5"] + small) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    info = next(r for r in rows if r.get("msg") == "paired panels")
+    assert info["pairs_per_batch"] == 1 and info["looks"] >= 1
+    assert [r["step"] for r in rows if r["phase"] == "unet" and "loss" in r] == [1, 2]
+    assert json.loads((export(out, tmp_path / "model") / "training.json").read_text())["pairs"] == 0.5
+
+
+def test_only_decoder_self_attention_is_paired(unet):
+    """The copying is to be learnt where ConsiStory shares: the up blocks' ``attn1``."""
+    paired = install_paired_attention(unet)
+    procs = unet.attn_processors
+    decoder_self = {n for n in procs if n.startswith("up_blocks.") and n.endswith("attn1.processor")}
+    assert len(decoder_self) == 6  # two transformers in each of the toy UNet's 3 up blocks
+    assert {n for n, p in procs.items() if p is paired} == decoder_self
