@@ -7,7 +7,7 @@ EMA) for ``--minutes`` / ``--steps``. Everything lives in ``--out`` (``runs/toy`
 ``--ckpt-minutes`` and at the end, and ``--resume`` continues from them (the data and seeds are fixed, so a
 resumed run sees the same stream it would have seen). ``--twins`` (default 0.5) is the share of training pictures
 that show identical twins, ``--attn32`` adds attention at the 32x32 level, and ``--pairs`` is the share of each
-batch given to paired panels (two pictures of one creature whose self-attention reads both, see
+batch given to paired panels (two pictures of one creature whose decoder self-attention reads both, see
 ``paired_attention``). Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of

@@ -105,6 +105,8 @@ def test_training_with_pairs_records_them_and_refuses_a_set_without_any(tmp_path
     assert info["pairs_per_batch"] == 1 and info["looks"] >= 1
     assert [r["step"] for r in rows if r["phase"] == "unet" and "loss" in r] == [1, 2]
     assert json.loads((export(out, tmp_path / "model") / "training.json").read_text())["pairs"] == 0.5
+    with pytest.raises(SystemExit, match="a batch of 4 holds none; raise --pairs or --batch"):  # 4 * 0.1 < 2
+        train.main(["--out", str(out), "--n-train", "160", "--resume", "--pairs", "0.1"] + small)
 
 
 def test_only_decoder_self_attention_is_paired(unet):
