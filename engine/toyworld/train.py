@@ -196,6 +196,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
             f"no two of the {args.n_train} training pictures show one creature with the same look; raise --n-train."))
     paired = install_paired_attention(unet) if args.pairs > 0 else None
     if paired is not None:
+        paired.n_pairs = n_pairs  # every batch starts with this many pairs
         _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups))
     params = list(unet.parameters()) + list(te.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
@@ -230,7 +231,6 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         if paired is not None:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
             first, second = draw_pairs(groups, n_pairs, rng)
             idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
-            paired.n_pairs = n_pairs
         z0 = latents[idx].to(args.device).float() * scale
         caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
         ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
