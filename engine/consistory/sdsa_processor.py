@@ -20,8 +20,9 @@ from .unet_layers import LayerInfo
 __all__ = ["SelfAttentionProcessor", "attend", "finish_output"]
 
 
-def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """SDPA over (B, Lq, H*D) queries and (B, Lk, H*D) keys/values → (B, Lq, H*D)."""
+def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """SDPA over (B, Lq, H*D) queries and (B, Lk, H*D) keys/values → (B, Lq, H*D); ``mask``: an optional boolean
+    (B, 1, 1, Lk) key mask (True: attend) that broadcasts over heads and queries."""
     b, lq, inner = q.shape
     d = inner // attn.heads
     q = q.view(b, lq, attn.heads, d).transpose(1, 2)
@@ -31,7 +32,7 @@ def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Ten
         q = attn.norm_q(q)
     if attn.norm_k is not None:
         k = attn.norm_k(k)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
     return out.transpose(1, 2).reshape(b, lq, inner).to(q.dtype)
 
 

@@ -63,7 +63,8 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     (tmp / "training.json").write_text(json.dumps(
         {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema,
          "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "twins": ustate.get("twins", 0.0),
-         "pairs": ustate.get("pairs", 0.0)},
+         "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
+         "pair_captions": ustate.get("pair_captions")},
         indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -15,6 +15,10 @@ encoder, where the method does not look).
 ``pair_index`` draws the pairs from the training set's one-creature pictures; ``PairedSelfAttention`` is the
 ``attn1`` processor used while training (a batch holds the pairs' first pictures, then their second pictures,
 then unpaired pictures, which attend only to themselves). Generation never uses it.
+
+By default a picture reads all of its partner's tokens. With ``set_subject_masks`` it reads them as ConsiStory's
+shared attention does: only the partner's creature patches (its true mask, area-pooled to the layer's grid), each
+dropped with probability ``dropout``, one draw per grid size and batch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import random
 from collections import defaultdict
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from ..consistory.sdsa_processor import attend, finish_output
@@ -63,6 +68,35 @@ class PairedSelfAttention:
     def __init__(self) -> None:
         self.n_pairs = 0
         self.plain = AttnProcessor2_0()
+        self.dropout = 0.0
+        self._masks: torch.Tensor | None = None     # (2 * n_pairs, H, W) bool: the pictures' creature masks
+        self._generator: torch.Generator | None = None
+        self._keys: dict[int, torch.Tensor] = {}   # per token count: (2 * n_pairs, 2 * P) bool, the keys each row reads
+
+    def set_subject_masks(self, masks: torch.Tensor | None, dropout: float = 0.5,
+                          generator: torch.Generator | None = None) -> None:
+        """Read only the partner's creature patches from now on (``None``: all of its tokens again). Call once per
+        batch: the dropout is drawn again for the new batch."""
+        if masks is not None and not 0.0 <= dropout < 1.0:
+            raise ValueError(f"The pair dropout {dropout!r} must be in [0, 1).")
+        self._masks = None if masks is None else masks.bool()
+        self.dropout = dropout
+        self._generator = generator
+        self._keys = {}
+
+    def _key_mask(self, n_tokens: int, device) -> torch.Tensor:
+        """(2m, 1, 1, 2P) bool for SDPA: a row's own P tokens, then its partner's kept creature patches."""
+        if n_tokens not in self._keys:
+            m2, h, w = self._masks.shape
+            scale = int(round((h * w / n_tokens) ** 0.5))
+            cover = F.avg_pool2d(self._masks.float().unsqueeze(1), scale).flatten(1)   # share of creature per patch
+            subject = cover >= 0.25
+            if self.dropout > 0:
+                subject &= torch.rand(subject.shape, generator=self._generator) >= self.dropout
+            swap = torch.cat([torch.arange(m2 // 2, m2), torch.arange(0, m2 // 2)])
+            own = torch.ones_like(subject)
+            self._keys[n_tokens] = torch.cat([own, subject[swap]], 1).view(m2, 1, 1, 2 * n_tokens)
+        return self._keys[n_tokens].to(device)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
@@ -72,7 +106,9 @@ class PairedSelfAttention:
         x = hidden_states[:2 * m]
         q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
         swap = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]).to(x.device)
-        out = finish_output(attn, attend(attn, q, torch.cat([k, k[swap]], 1), torch.cat([v, v[swap]], 1)), x)
+        keys, values = torch.cat([k, k[swap]], 1), torch.cat([v, v[swap]], 1)
+        mask = None if self._masks is None else self._key_mask(x.shape[1], x.device)
+        out = finish_output(attn, attend(attn, q, keys, values, mask), x)
         if hidden_states.shape[0] == 2 * m:
             return out
         rest = self.plain(attn, hidden_states[2 * m:], None, None, temb)

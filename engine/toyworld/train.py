@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
-from .captions import random_caption
+from .captions import random_caption, underspecified
 from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
 from .paired_attention import draw_pairs, install_paired_attention, pair_index
+from .render import render
 
 __all__ = ["main", "vae_psnr"]
 
@@ -195,9 +196,12 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
             f"a batch of {args.batch} holds none; raise --pairs or --batch." if groups else
             f"no two of the {args.n_train} training pictures show one creature with the same look; raise --n-train."))
     paired = install_paired_attention(unet) if args.pairs > 0 else None
+    subject_pairs = paired is not None and args.pair_keys == "subject"
+    masks: dict[int, torch.Tensor] = {}   # creature masks of the paired pictures, rendered when first drawn
     if paired is not None:
         paired.n_pairs = n_pairs  # every batch starts with this many pairs
-        _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups))
+        _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups),
+             keys=args.pair_keys, dropout=args.pair_dropout if subject_pairs else None, captions=args.pair_captions)
     params = list(unet.parameters()) + list(te.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -215,6 +219,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         _log(out, phase="unet", msg="resumed", step=step, minutes=round(wall / 60, 2))
     rng = random.Random(args.seed * 1000 + step)
     gen = torch.Generator().manual_seed(args.seed + 7 + step)
+    drop_gen = torch.Generator().manual_seed(args.seed + 11 + step)
     start, last_ckpt, run_start = time.time() - wall, time.time(), time.time()
     last_log = run_start
     scale = args.scaling
@@ -224,19 +229,32 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
                "ema_te": ema_te.state_dict(), "opt": opt.state_dict(), "step": step,
                "wall": time.time() - start, "width": args.width, "scaling": scale, "init": args.init,
-               "attn32": args.attn32, "twins": args.twins, "pairs": args.pairs}, ckpt)
+               "attn32": args.attn32, "twins": args.twins, "pairs": args.pairs,
+               "pair_keys": args.pair_keys if args.pairs > 0 else None,
+               "pair_captions": args.pair_captions if args.pairs > 0 else None}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
         idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
         if paired is not None:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
             first, second = draw_pairs(groups, n_pairs, rng)
             idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
+            if subject_pairs:
+                for i in first + second:
+                    if i not in masks:
+                        masks[i] = torch.from_numpy(render(creatures[i]).mask)
+                paired.set_subject_masks(torch.stack([masks[i] for i in first + second]), args.pair_dropout,
+                                         drop_gen)
         z0 = latents[idx].to(args.device).float() * scale
         caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
+        if paired is not None and args.pair_captions == "open":  # only the partner can tell a pair its look
+            caps[:2 * n_pairs] = [underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
+                                  for i in idx[:2 * n_pairs].tolist()]
         ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
                   return_tensors="pt").input_ids.to(args.device)
         noise = torch.randn(z0.shape, generator=gen).to(args.device)
         t = torch.randint(0, 1000, (args.batch,), generator=gen).to(args.device)
+        if subject_pairs:  # as in a ConsiStory batch, both pictures of a pair are at one noise level
+            t[n_pairs:2 * n_pairs] = t[:n_pairs]
         a = acp[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
         v = a.sqrt() * noise - (1 - a).sqrt() * z0
@@ -286,6 +304,14 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
                    help="share of training pictures that show identical twins (teaches self-attention to copy a look)")
     p.add_argument("--pairs", type=float, default=0.0,
                    help="share of each batch in paired panels (self-attention across two pictures of one creature)")
+    p.add_argument("--pair-keys", choices=("all", "subject"), default="all",
+                   help="what a paired picture reads of its partner: all tokens, or (as ConsiStory shares) its "
+                        "creature patches with --pair-dropout, both pictures at one noise level")
+    p.add_argument("--pair-captions", choices=("random", "open"), default="random",
+                   help="captions of paired pictures: drawn like all others, or leaving the look open (scene and, "
+                        "mostly, the kind said) so that only the partner tells it")
+    p.add_argument("--pair-dropout", type=float, default=0.5, help="with --pair-keys subject: dropout of the "
+                                                                     "partner's creature patches")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
     p.add_argument("--vae-psnr", type=float, default=28.0)
     p.add_argument("--vae-minutes", type=float, default=15.0)
@@ -303,6 +329,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
     args = p.parse_args(argv)
+    if not 0.0 <= args.pair_dropout < 1.0:
+        p.error(f"--pair-dropout {args.pair_dropout} must be in [0, 1).")
     torch.set_num_threads(args.threads)
     _STOP["now"] = False
     if handle_signals:

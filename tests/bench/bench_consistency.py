@@ -39,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 MODES = ("plain", "consistory", "no_share", "no_inject", "no_dropout", "no_query_blend")
 # run on request (--modes): stronger-than-default settings (does more injection or sharing move more attributes?),
+# injection that lasts longer or comes later (into the steps where the toy model decides its markings),
 # sharing without subject masks, and other numbers of anchors (the first images of a set)
 EXTRA_MODES = {"long_inject": {"inject_start": 0.05, "inject_end": 0.6},
+               "inject_to_half": {"inject_end": 0.5}, "late_inject": {"inject_start": 0.35, "inject_end": 0.6},
                "strong_share": {"dropout": 0.0, "query_blend": False, "inject_start": 0.05, "inject_end": 0.6},
                "full_inject": {"inject_alpha": 1.0}, "no_masks": {"masks": False},
                "one_anchor": {"anchors": 1}, "three_anchors": {"anchors": 3}, "four_anchors": {"anchors": 4}}

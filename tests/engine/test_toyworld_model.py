@@ -175,6 +175,62 @@ def test_consistency_benchmark_measures_one_small_set(toy):
 
 
 @needs_model
+def test_bench_decisions_follows_the_final_trajectory(toy):
+    """The decisions bench judges one prediction per step of the trajectory that made the pictures (ConsiStory's
+    run 2 replaces run 1 from the first injection step) and puts the schedulers back afterwards."""
+    import importlib.util
+
+    import engine.consistory.pipeline as consistory_pipeline
+    import engine.denoise_loop as loop
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    bench = load("bench_decisions")
+    assert bench.settle_step(["a", "b", "a", "a"]) == 2 and bench.settle_step(["a"]) == 0
+    assert bench.settle_step(["a", "b"]) == 1 and bench.settle_step(["b", "b", "b"]) == 0
+    assert bench.final_trajectory([(900, "r1"), (500, "r1b"), (500, "r2"), (100, "r2b")]) == ["r1", "r2", "r2b"]
+    original = loop.make_scheduler
+    sets = load("bench_consistency").make_sets(1, 3)
+    for mode, inject in (("plain", None), ("consistory", [0, 2])):   # 6 steps: injection on 10 % .. 1/3 of them
+        res = bench.run_mode(toy, mode, sets, steps=6, guidance=4.0)
+        assert res["inject_steps"] == inject
+        for a in bench.ATTRIBUTES:
+            assert len(res["agreement_by_step"][a]) == 6
+            assert all(0.0 <= v <= 1.0 for v in res["agreement_by_step"][a])
+            assert sum(res["settle_steps"][a].values()) == 3 and all(0 <= k < 6 for k in res["settle_steps"][a])
+    assert loop.make_scheduler is original and consistory_pipeline.make_scheduler is original
+
+
+@needs_model
+def test_bench_pair_gain_compares_a_picture_alone_and_with_its_partner(toy):
+    """The pair-gain bench renders pairs of one look in different scenes, and measures the prediction error with and
+    without the partner's creature patches at one noise level; the UNet's processors are put back."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_pair_gain", Path(__file__).resolve().parents[1] / "bench" / "bench_pair_gain.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    renders, creatures = bench.make_pairs(3, seed=2)
+    assert len(renders) == len(creatures) == 6
+    for a, b in zip(creatures[:3], creatures[3:]):
+        assert (a.colour, a.shape, a.markings, a.hat) == (b.colour, b.shape, b.markings, b.hat)
+        assert a.scene != b.scene
+    before = dict(toy.pipe.unet.attn_processors)
+    res = bench.pair_gain(toy, n_pairs=2, timesteps=(600, 300))
+    assert set(res) == {600, 300}
+    for r in res.values():
+        assert r["error_alone"] > 0 and r["error_partner"] > 0
+        assert r["gain"] == pytest.approx(1 - r["error_partner"] / r["error_alone"])
+        assert r["error_alone"] != r["error_partner"]   # the partner was read
+    assert dict(toy.pipe.unet.attn_processors) == before
+
+
+@needs_model
 def test_shipped_model_draws_twins_that_match(toy):
     """Trained on twins, the shipped model draws two creatures of one look when asked (the benchmark's measure of
     copying within a picture); a model that never saw twins is refused by name."""

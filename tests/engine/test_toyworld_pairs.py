@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from engine.toyworld.captions import underspecified
 from engine.toyworld.dataset import make_creatures
 from engine.toyworld.paired_attention import (PairedSelfAttention, draw_pairs, install_paired_attention, look_key,
                                               pair_index)
@@ -116,3 +117,107 @@ def test_only_decoder_self_attention_is_paired(unet):
     decoder_self = {n for n in procs if n.startswith("up_blocks.") and n.endswith("attn1.processor")}
     assert len(decoder_self) == 6  # two transformers in each of the toy UNet's 3 up blocks
     assert {n for n, p in procs.items() if p is paired} == decoder_self
+
+
+def _attention(channels=8, heads=2):
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(1)
+    return Attention(query_dim=channels, heads=heads, dim_head=channels // heads).eval()
+
+
+def _stock(attn, h):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    with torch.no_grad():
+        return AttnProcessor2_0()(attn, h)
+
+
+def test_subject_keys_read_only_the_partners_creature_patches():
+    """As ConsiStory shares: a paired picture reads its partner's creature patches (true mask, area-pooled to the
+    layer's grid), never its background."""
+    attn, proc = _attention(), PairedSelfAttention()
+    proc.n_pairs = 1
+    h = torch.randn(3, 16, 8)                       # rows 0-1 pair, row 2 alone; a 4x4 grid of tokens
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)  # 8x8 masks: each token is a 2x2 block of pixels
+    masks[1, :4, :4] = True                         # the partner of row 0 shows its creature in the top-left 2x2 tokens
+    masks[0, 4:, 4:] = True
+    proc.set_subject_masks(masks, dropout=0.0)
+    with torch.no_grad():
+        out = proc(attn, h)
+        inside, outside = h.clone(), h.clone()
+        inside[1, 0] += 1.0                         # token (0, 0): inside row 1's creature
+        outside[1, 15] += 1.0                       # token (3, 3): its background
+        out_in, out_out = proc(attn, inside), proc(attn, outside)
+    assert (out_in[0] - out[0]).abs().amax() > 1e-4                 # row 0 reads its partner's creature ...
+    assert torch.allclose(out_out[0], out[0], atol=1e-6)             # ... and not its background
+    assert torch.allclose(out[2], _stock(attn, h[2:]), atol=1e-6)   # an unpaired row attends as usual
+    proc.set_subject_masks(torch.zeros(2, 8, 8, dtype=torch.bool))  # nothing to read: each row as if alone
+    with torch.no_grad():
+        assert torch.allclose(proc(attn, h), _stock(attn, h), atol=1e-6)
+    proc.set_subject_masks(None)                                    # back to all of the partner's tokens
+    with torch.no_grad():
+        assert (proc(attn, outside)[0] - proc(attn, h)[0]).abs().amax() > 1e-4
+
+
+def test_subject_key_dropout_is_seeded_and_checked():
+    attn, proc = _attention(), PairedSelfAttention()
+    proc.n_pairs = 2
+    h = torch.randn(4, 64, 8)
+    masks = torch.ones(4, 16, 16, dtype=torch.bool)
+
+    def keys(seed):
+        proc.set_subject_masks(masks, dropout=0.5, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            out = proc(attn, h)
+        return out, proc._key_mask(64, h.device).view(4, 128)
+
+    out_a, kept_a = keys(5)
+    out_b, kept_b = keys(5)
+    assert torch.equal(kept_a, kept_b) and torch.equal(out_a, out_b)   # one seed, one draw
+    assert kept_a[:, :64].all()                                        # a picture's own tokens are never dropped
+    assert 0.3 < kept_a[:, 64:].float().mean() < 0.7                   # about half of the partner's creature
+    assert not torch.equal(keys(6)[1], kept_a)
+    with pytest.raises(ValueError, match="pair dropout 1.0 must be in"):
+        proc.set_subject_masks(masks, dropout=1.0)
+
+
+def test_training_with_subject_keys_pairs_at_one_noise_level(tmp_path, monkeypatch, capsys):
+    from engine.toyworld import train
+    from engine.toyworld.export import export
+
+    seen = []
+    build = train.build_unet
+
+    def recording_build(*a, **k):
+        unet = build(*a, **k)
+        unet.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+        return unet
+
+    monkeypatch.setattr(train, "build_unet", recording_build)
+    open_captions = []
+
+    def recording_underspecified(scene, shape=None):
+        open_captions.append((scene, shape))
+        return underspecified(scene, shape)
+
+    monkeypatch.setattr(train, "underspecified", recording_underspecified)
+    small = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "8",
+             "--log-every", "1", "--threads", "1", "--twins", "0", "--steps", "3", "--n-train", "160"]
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "bad"), "--pairs", "0.5", "--pair-keys", "subject",
+                    "--pair-dropout", "1"] + small)
+    assert "--pair-dropout 1.0 must be in [0, 1)" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "--pairs", "0.5", "--pair-keys", "subject", "--pair-captions", "open"]
+                      + small) == 0
+    assert len(seen) == 3
+    assert len(open_captions) == 3 * 4   # both pictures of both pairs, every step: the look left open
+    for t in seen:   # 2 pairs per batch of 8: rows 0-1 are first pictures, rows 2-3 their partners
+        assert torch.equal(t[:2], t[2:4])
+    assert any(not torch.equal(t[:2], t[4:6]) for t in seen)   # unpaired rows keep their own noise levels
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    info = next(r for r in rows if r.get("msg") == "paired panels")
+    assert info["keys"] == "subject" and info["dropout"] == 0.5 and info["captions"] == "open"
+    recorded = json.loads((export(out, tmp_path / "model") / "training.json").read_text())
+    assert recorded["pair_keys"] == "subject" and recorded["pair_captions"] == "open"
