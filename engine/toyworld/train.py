@@ -247,8 +247,9 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         z0 = latents[idx].to(args.device).float() * scale
         caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
         if paired is not None and args.pair_captions == "open":  # only the partner can tell a pair its look
-            caps[:2 * n_pairs] = [underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
-                                  for i in idx[:2 * n_pairs].tolist()]
+            caps[:2 * n_pairs] = [
+                underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
+                for i in idx[:2 * n_pairs].tolist()]
         ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
                   return_tensors="pt").input_ids.to(args.device)
         noise = torch.randn(z0.shape, generator=gen).to(args.device)
