@@ -28,6 +28,21 @@ def tiny_sd15():
     return load_model("tiny-sd15")
 
 
+@pytest.fixture(scope="session")
+def load_bench():
+    """``load_bench("bench_engine")``: a script of ``tests/bench`` as a module (they are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep every test away from the real user data/cache/config dirs (library, caches, settings)."""

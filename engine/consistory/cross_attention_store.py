@@ -45,6 +45,6 @@ class CrossAttentionRecorder:
             qc = qc.reshape(b, p, attn.heads, d).transpose(1, 2)
             kc = kc.reshape(b, -1, attn.heads, d).transpose(1, 2)
             probs = torch.softmax((qc @ kc.transpose(-1, -2)).float() * attn.scale, dim=-1).mean(1)  # (N, P, T)
-            maps = torch.einsum("npt,snt->nsp", probs, st.token_weights.to(probs.device))
+            maps = torch.einsum("npt,snt->nsp", probs, st.token_weights)  # on the device: no copy per layer
         st.add_maps(maps)
         return out

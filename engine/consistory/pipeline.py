@@ -108,7 +108,8 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     device = latents.device
     state = RunState(
         config=cfg, layout=layout, n_images=n, seeds=tuple(spec.seeds), latent_hw=tuple(latents.shape[-2:]),
-        n_steps=n_steps, do_cfg=cond.do_cfg, token_weights=_token_weights(positions, n, cond.prompt_embeds.shape[1]),
+        n_steps=n_steps, do_cfg=cond.do_cfg,
+        token_weights=_token_weights(positions, n, cond.prompt_embeds.shape[1]).to(device),
         sources=sources.to(device), device=device, external=bank)
     if record is not None:
         state.record = record

@@ -70,6 +70,7 @@ class RunState:
     key_groups: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)  # factor ->
     # (images, flat idx): images that read exactly the same patches, attended to in one call
     dropped: dict[int, torch.Tensor] = field(default_factory=dict)  # factor -> (S, N, P) masks after dropout
+    keep_tables: dict[int, torch.Tensor] = field(default_factory=dict)  # factor -> (steps, N, P) dropout draws
     q_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     injection: object | None = None       # feature_injection.InjectionPlan during run 2
     dift: torch.Tensor | None = None      # (N, C, hf, wf) smoothed features captured in run 1
@@ -189,9 +190,19 @@ class RunState:
         masks = self.masks[factor] if self.config.masks else torch.ones(
             self.n_subjects, n, h * w, dtype=torch.bool, device=self.device)
         if self.config.dropout > 0:
-            keep = torch.stack([dropout_keep(self.seeds[j], j, step, (h, w), self.config.dropout) for j in range(n)])
-            masks = masks & keep.to(self.device).unsqueeze(0)
+            masks = masks & self.keep_table(factor)[step].unsqueeze(0)
         return masks
+
+    def keep_table(self, factor: int) -> torch.Tensor:
+        """(steps, N, P) bool: the dropout draws (``dropout_keep``) of every step at one resolution, drawn when first
+        needed and moved to the device in one copy (a copy per step would make the host wait for the GPU each step)."""
+        table = self.keep_tables.get(factor)
+        if table is None:
+            grid, p = self.grid(factor), self.config.dropout
+            table = torch.stack([torch.stack([dropout_keep(self.seeds[j], j, step, grid, p)
+                                              for j in range(self.n_images)]) for step in range(self.n_steps)])
+            table = self.keep_tables[factor] = table.to(self.device)
+        return table
 
     def shared_key_index(self, dropped: torch.Tensor) -> tuple[list[torch.Tensor], list[tuple[list[int], torch.Tensor]]]:
         """Per image i, the flat (N*P) indices of the patches it reads: allowed[i, j, p] = OR_s sources[s, i, j] &

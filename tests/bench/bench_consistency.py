@@ -59,16 +59,17 @@ def mode_config(mode: str):
     return ConsistoryConfig(**{**base.to_dict(), "freeu_params": base.freeu_params, **changes})
 
 
-def make_sets(n_sets: int, size: int, prompts: str = "kind") -> list[tuple[tuple[str, ...], tuple[str, ...],
-                                                                          tuple[int, ...], str | None]]:
-    """(scenes, prompts, seeds, kind) per set; scenes rotate so every set mixes different ones, and with ``kind``
-    prompts the named shape rotates between sets."""
+def make_sets(n_sets: int, size: int, prompts: str = "kind", first: int = 0) -> list[
+        tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...], str | None]]:
+    """(scenes, prompts, seeds, kind) of sets ``first`` … ``first + n_sets - 1``; scenes rotate so every set mixes
+    different ones, and with ``kind`` prompts the named shape rotates between sets. Set k's seeds are 1000·k + i, so
+    ``first`` gives fresh sets that no earlier run has seen."""
     from engine.toyworld.captions import underspecified
     from engine.toyworld.render import SCENES, SHAPES
 
     names = list(SCENES)
     sets = []
-    for k in range(n_sets):
+    for k in range(first, first + n_sets):
         scenes = tuple(names[(k + i * (1 + k % 2)) % len(names)] for i in range(size))
         kind = SHAPES[k % len(SHAPES)] if prompts == "kind" else None
         sets.append((scenes, tuple(underspecified(s, kind) for s in scenes), tuple(1000 * k + i for i in range(size)),
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toy")
     p.add_argument("--sets", type=int, default=10)
+    p.add_argument("--first", type=int, default=0, help="index of the first set (fresh sets for a second sample)")
     p.add_argument("--size", type=int, default=4, help="images per set (the first two are the anchors)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--guidance", type=float, default=4.0)
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.model_loader import load_model
 
     model = load_model(args.model)
-    sets = make_sets(args.sets, args.size, args.prompts)
-    report: dict = {"model": args.model, "sets": args.sets, "size": args.size, "steps": args.steps,
+    sets = make_sets(args.sets, args.size, args.prompts, args.first)
+    report: dict = {"model": args.model, "sets": args.sets, "first": args.first, "size": args.size, "steps": args.steps,
                     "guidance": args.guidance, "prompts": args.prompts, "example": sets[0][1][0], "modes": {}}
     for mode in args.modes.split(","):
         if mode not in known:

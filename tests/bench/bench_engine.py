@@ -1,7 +1,7 @@
 """Benchmark: the engine's own loop vs the stock diffusers pipeline call, same model / prompts / seeds, one run.
 
     python tests/bench/bench_engine.py --model SOURCE [--size WxH] [--batch N] [--steps S] [--dtype T]
-                                       [--repeats R] [--scheduler ddim|euler] [--device D] --json
+                                       [--repeats R] [--scheduler ddim|euler] [--device D] [--profile DIR] --json
 
 Each mode is one function ``mode_<name>(model, spec) -> list[PIL.Image]`` registered in ``MODES``; every mode gets
 one warm-up run (2 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating, fair under
@@ -18,6 +18,8 @@ Peak memory, honestly:
   peak during generation (peak RSS after the run minus peak RSS after loading; 0 when generation stays under the
   loading peak).
 ``max_pixel_diff_vs_stock`` (0-255) checks that the modes compared really made the same images.
+``--profile DIR`` adds one profiled run per mode (``profile_modes``): where the time goes, GPU kernels against wall
+time and the host calls that wait for the GPU.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 __all__ = ["MODES", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single", "mode_identity_panel",
-           "measure_modes", "derived_rows", "main"]
+           "measure_modes", "profile_modes", "derived_rows", "main"]
 
 PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
            "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city",
@@ -186,6 +188,44 @@ def measure_modes(names: list[str], model, spec, repeats: int) -> dict[str, dict
     return res
 
 
+_SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
+               "cudaMemcpyAsync")
+
+
+def profile_modes(names: list[str], model, spec, out_dir: Path) -> dict[str, Any]:
+    """One more run of each mode under ``torch.profiler``: writes ``profile_<mode>.txt`` (the ops and kernels that
+    take the most time) into ``out_dir`` and returns rows that say where a mode's time goes: ``<mode>_prof_wall_s``
+    (the profiled run), ``<mode>_prof_kernel_s`` (summed GPU kernel time; CUDA only), ``<mode>_prof_syncs`` (host
+    calls that wait for the GPU or copy between host and device) and ``<mode>_prof_ops`` (operator calls)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = model.device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, Any] = {}
+    for name in names:
+        if cuda:
+            torch.cuda.synchronize()
+        with profile(activities=activities) as prof:
+            start = time.perf_counter()
+            MODES[name](model, spec)
+            if cuda:
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+        events = prof.key_averages()
+        sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+        (out_dir / f"profile_{name}.txt").write_text(events.table(sort_by=sort, row_limit=40), encoding="utf-8")
+        rows[f"{name}_prof_wall_s"] = round(wall, 4)
+        rows[f"{name}_prof_syncs"] = sum(e.count for e in events if e.key in _SYNC_CALLS)
+        rows[f"{name}_prof_ops"] = sum(e.count for e in events if e.key.startswith("aten::"))
+        if cuda:
+            kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in events
+                            if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+            rows[f"{name}_prof_kernel_s"] = round(kernel_us / 1e6, 4)
+    return rows
+
+
 def _rss_mb() -> float:
     import resource
 
@@ -266,6 +306,8 @@ def run_all(args) -> dict[str, Any]:
             "batch": len(spec.prompts), "steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
             "repeats": args.repeats, "load_s": round(load_s, 3), "torch": torch.__version__}
     res = measure_modes(modes, model, spec, args.repeats)
+    if args.profile:
+        info |= profile_modes(modes, model, spec, Path(args.profile))
     info["timing"] = (f"median and min of {args.repeats} interleaved rounds (order alternating) after one warm-up "
                       "run (2 steps) per mode")
     if model.device.startswith("cuda"):
@@ -298,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--modes", default="vanilla,stock,consistory,vanilla_single,identity_panel",
                    help=f"comma-separated modes to run (known: {', '.join(MODES)})")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="after the timings, profile one more run of each mode; tables go to DIR/profile_<mode>.txt")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (default: aligned text)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)

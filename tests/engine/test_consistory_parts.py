@@ -127,6 +127,24 @@ def test_dropout_draws_depend_only_on_seed_image_step_and_grid():
     assert dropout_keep(1, 0, 1, (4, 4), 0.0).all()
 
 
+def test_each_steps_dropout_comes_from_one_table_drawn_once_per_run():
+    """The run draws every step's dropout at a resolution at once (one copy to the device, not one per step); the
+    table holds exactly the per-(seed, image, step, grid) draws, and a step's shared patches are masks & draws."""
+    n, p = 3, 16
+    masks = torch.ones(1, n, p, dtype=torch.bool)
+    masks[0, 1, 4:] = False
+    st = _state(n=n, dropout=0.5, masks=masks)
+    table = st.keep_tables[1]
+    assert table.shape == (10, n, p) and table.dtype == torch.bool
+    for step in range(10):
+        for j in range(n):
+            assert torch.equal(table[step, j], dropout_keep(j, j, step, (4, 4), 0.5))
+    assert torch.equal(st.dropped[1][0], masks[0] & table[2])
+    st.begin_step(5)
+    assert st.keep_tables[1] is table  # not drawn again
+    assert torch.equal(st.dropped[1][0], masks[0] & table[5])
+
+
 def test_source_matrix_reads_anchors_only():
     g = source_matrix(4, 2)
     assert g.tolist() == [[False, True, False, False], [True, False, False, False],

@@ -23,16 +23,6 @@ def toy():
     return load_model("toy")
 
 
-def _load_bench(name: str):
-    """A script of ``tests/bench`` as a module (they are scripts, not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_model
 def test_shipped_folder_is_a_small_standard_pipeline():
     from engine.toyworld.export import folder_size
@@ -153,14 +143,17 @@ def test_init_carries_each_words_embedding_to_its_new_id():
 
 
 @needs_model
-def test_consistency_benchmark_measures_one_small_set(toy):
+def test_consistency_benchmark_measures_one_small_set(toy, load_bench):
     """The benchmark's sets name the kind of creature and leave its look open; one tiny set runs end to end in both
     modes and every rate is a share of pairs or images."""
-    bench = _load_bench("bench_consistency")
+    bench = load_bench("bench_consistency")
     sets = bench.make_sets(4, 3, "kind")
     assert [s[3] for s in sets] == ["round", "square", "triangle", "round"]
     assert sets[1][1][0] == "a square creature on the beach" and len(set(sets[1][0])) == 3
     assert bench.make_sets(1, 2, "open")[0][1] == ("a creature in the snow", "a creature on the beach")
+    fresh = bench.make_sets(2, 3, "kind", first=40)  # a second sample: sets 40 and 41, seeds no earlier set used
+    assert [s[2] for s in fresh] == [(40000, 40001, 40002), (41000, 41001, 41002)]
+    assert fresh == bench.make_sets(42, 3, "kind")[40:]
     for mode in ("plain", "consistory"):
         res = bench.run_mode(toy, mode, sets[:1], steps=4, guidance=4.0)
         rates = ("consistency", "consistency_with_hat", "colour_agreement", "markings_agreement", "shape_agreement",
@@ -180,18 +173,18 @@ def test_consistency_benchmark_measures_one_small_set(toy):
 
 
 @needs_model
-def test_bench_decisions_follows_the_final_trajectory(toy):
+def test_bench_decisions_follows_the_final_trajectory(toy, load_bench):
     """The decisions bench judges one prediction per step of the trajectory that made the pictures (ConsiStory's
     run 2 replaces run 1 from the first injection step) and puts the schedulers back afterwards."""
     import engine.consistory.pipeline as consistory_pipeline
     import engine.denoise_loop as loop
 
-    bench = _load_bench("bench_decisions")
+    bench = load_bench("bench_decisions")
     assert bench.settle_step(["a", "b", "a", "a"]) == 2 and bench.settle_step(["a"]) == 0
     assert bench.settle_step(["a", "b"]) == 1 and bench.settle_step(["b", "b", "b"]) == 0
     assert bench.final_trajectory([(900, "r1"), (500, "r1b"), (500, "r2"), (100, "r2b")]) == ["r1", "r2", "r2b"]
     original = loop.make_scheduler
-    sets = _load_bench("bench_consistency").make_sets(1, 3)
+    sets = load_bench("bench_consistency").make_sets(1, 3)
     for mode, inject in (("plain", None), ("consistory", [0, 2])):   # 6 steps: injection on 10 % .. 1/3 of them
         res = bench.run_mode(toy, mode, sets, steps=6, guidance=4.0)
         assert res["inject_steps"] == inject
@@ -203,10 +196,10 @@ def test_bench_decisions_follows_the_final_trajectory(toy):
 
 
 @needs_model
-def test_bench_pair_gain_compares_a_picture_alone_and_with_its_partner(toy):
+def test_bench_pair_gain_compares_a_picture_alone_and_with_its_partner(toy, load_bench):
     """The pair-gain bench renders pairs of one look in different scenes, and measures the prediction error with and
     without the partner's creature patches at one noise level; the UNet's processors are put back."""
-    bench = _load_bench("bench_pair_gain")
+    bench = load_bench("bench_pair_gain")
     renders, creatures = bench.make_pairs(3, seed=2)
     assert len(renders) == len(creatures) == 6
     for a, b in zip(creatures[:3], creatures[3:]):
@@ -223,10 +216,10 @@ def test_bench_pair_gain_compares_a_picture_alone_and_with_its_partner(toy):
 
 
 @needs_model
-def test_shipped_model_draws_twins_that_match(toy):
+def test_shipped_model_draws_twins_that_match(toy, load_bench):
     """Trained on twins, the shipped model draws two creatures of one look when asked (the benchmark's measure of
     copying within a picture); a model that never saw twins is refused by name."""
-    bench = _load_bench("bench_commitment")
+    bench = load_bench("bench_commitment")
     res = bench.twin_agreement(toy, [0, 1], steps=20, guidance=4.0)
     assert res["images"] == 6
     assert res["agree"]["colour"] >= 5 / 6 and 0.0 <= res["agree"]["look"] <= res["agree"]["markings"]

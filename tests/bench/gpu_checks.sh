@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in one run (issue #3's acceptance numbers):
+#   bash tests/bench/gpu_checks.sh [OUT_DIR]
+# 1. the GPU tests (pytest -m gpu);
+# 2. the engine benchmark on the full-size SDXL architecture with random weights, 1024x1024 fp16, 50 steps, 2 anchors
+#    + 3 panels, 3 interleaved rounds, then one profiled run per mode (tables in OUT_DIR/profile_<mode>.txt).
+# Rows land in OUT_DIR/bench_sdxl.json; targets: ratio_time <= 1.8, ratio_peak_mem <= 1.3.
+set -u
+out=${1:-out/gpu-checks}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error DIFFUSERS_VERBOSITY=error
+echo "== pytest -m gpu"
+"$py" -m pytest -m gpu tests/engine -q -p no:cacheprovider 2>&1 | tail -3
+echo "== bench_engine sdxl-random"
+"$py" tests/bench/bench_engine.py --model sdxl-random --size 1024x1024 --dtype fp16 --steps 50 --batch 5 \
+    --repeats 3 --device cuda --profile "$out" --json >"$out/bench_sdxl.json" 2>"$out/bench_sdxl.err"
+echo "rc=$?"
+grep -E '"(ratio_[a-z_]+|[a-z_]+_s|[a-z_]+_peak_mb|unet_passes|[a-z_]+_prof_[a-z_]+)"' "$out/bench_sdxl.json"

@@ -1,0 +1,40 @@
+"""The engine benchmark's measuring parts on the tiny model: timed rounds, the rows derived from them, and the
+profiled run that says where a mode's time goes (the GPU run of issue #3 reads these)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench_and_spec(tiny_sdxl, load_bench):
+    from engine.request import GenerationSpec
+
+    bench = load_bench("bench_engine")
+    spec = GenerationSpec(prompts=bench.PROMPTS[:3], seeds=(0, 1, 2), width=64, height=64, steps=3, guidance=5.0)
+    return bench, spec
+
+
+def test_timed_rounds_give_ratios_and_prove_the_loop_equals_stock(tiny_sdxl, bench_and_spec):
+    bench, spec = bench_and_spec
+    res = bench.measure_modes(["vanilla", "stock", "consistory"], tiny_sdxl, spec, repeats=2)
+    rows = bench.derived_rows(res)
+    assert len(rows["vanilla_all_s"]) == 2 and rows["vanilla_s"] > 0
+    assert rows["ratio_time"] == pytest.approx(res["consistory"]["seconds"] / res["vanilla"]["seconds"], rel=1e-3)
+    assert rows["max_pixel_diff_vanilla_vs_stock"] == 0
+    assert rows["vanilla_unet_passes"] == 3 and rows["unet_passes"] > 3
+    assert rows["vanilla_peak_mb"] is None  # CPU: peak memory comes from the fresh-process runs instead
+
+
+def test_profile_writes_a_table_per_mode_and_counts_the_work(tiny_sdxl, bench_and_spec, tmp_path):
+    bench, spec = bench_and_spec
+    rows = bench.profile_modes(["vanilla", "consistory"], tiny_sdxl, dataclasses.replace(spec, steps=2), tmp_path)
+    for mode in ("vanilla", "consistory"):
+        table = (tmp_path / f"profile_{mode}.txt").read_text(encoding="utf-8")
+        assert "aten::" in table and "Self CPU" in table
+        assert rows[f"{mode}_prof_wall_s"] > 0
+        assert rows[f"{mode}_prof_syncs"] == 0  # no CUDA on this machine: nothing waits for a GPU
+        assert f"{mode}_prof_kernel_s" not in rows
+    assert rows["consistory_prof_ops"] > rows["vanilla_prof_ops"] > 0
