@@ -116,6 +116,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
         record["state"] = state
     if bank is not None:
         bank.attach(state)
+    state.reads_any  # decided here, before any UNet pass: it reads a device tensor (a host wait inside a pass)
 
     injection_layers = set(layout.injection_layers()) if cfg.inject else set()
     processors: dict[str, Any] = {}

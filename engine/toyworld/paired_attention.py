@@ -61,6 +61,14 @@ def draw_pairs(groups: dict[tuple, list[int]], n: int, rng: random.Random) -> tu
     return first, second
 
 
+def _to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """``t`` (on the CPU) on ``device`` without making the host wait for the GPU: a copy from pinned memory is
+    queued like a kernel, while one from ordinary memory first waits for all queued work."""
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 class PairedSelfAttention:
     """``attn1`` processor: the first ``2 * n_pairs`` rows of the batch are pairs (row j with row j + n_pairs);
     each of them attends to its own tokens followed by its partner's. The other rows attend as usual."""
@@ -72,6 +80,7 @@ class PairedSelfAttention:
         self._masks: torch.Tensor | None = None     # (2 * n_pairs, H, W) bool: the pictures' creature masks
         self._generator: torch.Generator | None = None
         self._keys: dict[int, torch.Tensor] = {}   # per token count: (2 * n_pairs, 2 * P) bool, the keys each row reads
+        self._swap: torch.Tensor | None = None      # row j's partner, on the layers' device
 
     def set_subject_masks(self, masks: torch.Tensor | None, dropout: float = 0.5,
                           generator: torch.Generator | None = None) -> None:
@@ -95,8 +104,13 @@ class PairedSelfAttention:
                 subject &= torch.rand(subject.shape, generator=self._generator) >= self.dropout
             swap = torch.cat([torch.arange(m2 // 2, m2), torch.arange(0, m2 // 2)])
             own = torch.ones_like(subject)
-            self._keys[n_tokens] = torch.cat([own, subject[swap]], 1).view(m2, 1, 1, 2 * n_tokens)
-        return self._keys[n_tokens].to(device)
+            self._keys[n_tokens] = _to_device(torch.cat([own, subject[swap]], 1).view(m2, 1, 1, 2 * n_tokens), device)
+        return self._keys[n_tokens]
+
+    def _partners(self, m: int, device) -> torch.Tensor:
+        if self._swap is None or len(self._swap) != 2 * m or self._swap.device != torch.device(device):
+            self._swap = _to_device(torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]), device)
+        return self._swap
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
@@ -105,7 +119,7 @@ class PairedSelfAttention:
             return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         x = hidden_states[:2 * m]
         q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
-        swap = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]).to(x.device)
+        swap = self._partners(m, x.device)
         keys, values = torch.cat([k, k[swap]], 1), torch.cat([v, v[swap]], 1)
         mask = None if self._masks is None else self._key_mask(x.shape[1], x.device)
         out = finish_output(attn, attend(attn, q, keys, values, mask), x)

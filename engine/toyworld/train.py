@@ -223,7 +223,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     start, last_ckpt, run_start = time.time() - wall, time.time(), time.time()
     last_log = run_start
     scale = args.scaling
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []   # kept on the device: reading each step's loss would make the host wait
 
     def checkpoint() -> None:
         _save({"unet": unet.state_dict(), "te": te.state_dict(), "ema_unet": ema_unet.state_dict(),
@@ -276,9 +276,9 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, params, 1 - decay)
-        losses.append(loss.item())
+        losses.append(loss.detach())
         if step % args.log_every == 0:
-            _log(out, phase="unet", step=step, loss=round(sum(losses) / len(losses), 5), lr=round(lr, 7),
+            _log(out, phase="unet", step=step, loss=round(torch.stack(losses).mean().item(), 5), lr=round(lr, 7),
                  minutes=round((time.time() - start) / 60, 2),
                  it_s=round(len(losses) / max(time.time() - last_log, 1e-9), 2))
             losses.clear()

@@ -178,6 +178,10 @@ def test_subject_key_dropout_is_seeded_and_checked():
     assert kept_a[:, :64].all()                                        # a picture's own tokens are never dropped
     assert 0.3 < kept_a[:, 64:].float().mean() < 0.7                   # about half of the partner's creature
     assert not torch.equal(keys(6)[1], kept_a)
+    # drawn and placed on the device once per batch and grid, not in every layer that reads them
+    assert proc._key_mask(64, h.device) is proc._key_mask(64, h.device)
+    assert proc._partners(2, h.device) is proc._partners(2, h.device)
+    assert proc._partners(2, h.device).tolist() == [2, 3, 0, 1]
     with pytest.raises(ValueError, match="pair dropout 1.0 must be in"):
         proc.set_subject_masks(masks, dropout=1.0)
 
