@@ -61,6 +61,11 @@ def draw_pairs(groups: dict[tuple, list[int]], n: int, rng: random.Random) -> tu
     return first, second
 
 
+def _partner_order(m: int) -> torch.Tensor:
+    """Row j's partner for the ``2 * m`` paired rows: the second pictures first, then the first ones."""
+    return torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)])
+
+
 def _to_device(t: torch.Tensor, device) -> torch.Tensor:
     """``t`` (on the CPU) on ``device`` without making the host wait for the GPU: a copy from pinned memory is
     queued like a kernel, while one from ordinary memory first waits for all queued work."""
@@ -102,14 +107,14 @@ class PairedSelfAttention:
             subject = cover >= 0.25
             if self.dropout > 0:
                 subject &= torch.rand(subject.shape, generator=self._generator) >= self.dropout
-            swap = torch.cat([torch.arange(m2 // 2, m2), torch.arange(0, m2 // 2)])
             own = torch.ones_like(subject)
-            self._keys[n_tokens] = _to_device(torch.cat([own, subject[swap]], 1).view(m2, 1, 1, 2 * n_tokens), device)
+            keys = torch.cat([own, subject[_partner_order(m2 // 2)]], 1).view(m2, 1, 1, 2 * n_tokens)
+            self._keys[n_tokens] = _to_device(keys, device)
         return self._keys[n_tokens]
 
     def _partners(self, m: int, device) -> torch.Tensor:
         if self._swap is None or len(self._swap) != 2 * m or self._swap.device != torch.device(device):
-            self._swap = _to_device(torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]), device)
+            self._swap = _to_device(_partner_order(m), device)
         return self._swap
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
