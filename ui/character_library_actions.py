@@ -9,7 +9,6 @@ Adding a character is one undoable edit (its identity file is copied into the pr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
@@ -22,15 +21,13 @@ from app.commands import AddCharacter
 from app.project_model import ProjectError
 from ui.library_dialog import LibraryDialog
 from ui.project_undo import push_command
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ui.main_window import MainWindow
+from ui.window_host import WindowHost
 
 __all__ = ["LibraryActions"]
 
 
 class LibraryActions(QObject):
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: WindowHost) -> None:
         super().__init__(window)
         self.w = window
         self.library_factory = CharacterLibrary  # tests may point it elsewhere

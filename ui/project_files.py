@@ -12,7 +12,6 @@ import random
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
@@ -24,12 +23,11 @@ from app.layouts import load_layout
 from app.project_model import BookSettings, Character, Page, Panel, Project, ProjectError, SlotFill
 from app.model_choice import default_model_source
 from app.user_dirs import data_dir
+from ui.character_library_actions import LibraryActions
 from ui.export_dialog import ExportDialog
 from ui.new_project_dialog import NewProjectDialog
 from ui.project_undo import push_command
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ui.main_window import MainWindow
+from ui.window_host import WindowHost
 
 __all__ = ["ProjectFiles", "SAMPLE_PROJECT", "TOY_SAMPLE_PROJECT", "sample_project", "new_id"]
 
@@ -49,11 +47,11 @@ def new_id(prefix: str) -> str:
 
 
 class ProjectFiles(QObject):
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: WindowHost) -> None:
         super().__init__(window)
         self.w = window
         self.last_export = None
-        self.library = None  # ui.character_library_actions.LibraryActions, made on first use
+        self.library: LibraryActions | None = None  # made on first use
 
     @property
     def session(self):
@@ -272,8 +270,6 @@ class ProjectFiles(QObject):
         """The editor's library buttons are always usable (each says what is missing when it cannot act)."""
 
     def library_action(self, action: str, character_id: str) -> None:
-        from ui.character_library_actions import LibraryActions
-
         if self.library is None:
             self.library = LibraryActions(self.w)
         self.library.run(action, character_id)

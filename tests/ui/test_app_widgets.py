@@ -1,7 +1,9 @@
-"""Settings, the model dialog, the queue dock (driven by a scripted fake queue) and the panel text warning."""
+"""Settings, the model dialog, the queue dock (driven by a scripted fake queue), the panel text warning, and what the
+main window gives its action helpers."""
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -9,9 +11,11 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from app.project_model import Character
 from app.settings import Settings
+from ui.main_window import MainWindow
 from ui.model_dialog import ModelDialog
 from ui.panel_editor import missing_subjects
 from ui.queue_dock import TWO_PASS_TIP, QueueDock, format_eta
+from ui.window_host import WindowHost
 
 
 def test_settings_round_trip_and_bad_values_fall_back(tmp_path):
@@ -143,3 +147,26 @@ def test_missing_subject_words_are_named():
     bear = Character(id="b", name="Bo", description="a bear", subjects=("bear",))
     assert missing_subjects("The Fox reads.", [fox, bear]) == ["Bo (“bear”)"]
     assert missing_subjects("foxes run", [fox]) == ["Pip (“fox”)"]
+
+
+def test_main_window_has_what_its_action_helpers_use(qtbot, tmp_path):
+    """The file and library helpers are typed against ``WindowHost``, not the window: a renamed window member would
+    only fail on the helper's (error) path, so check every member the protocol names, and the signatures of the ones
+    the window defines itself."""
+    settings = Settings(tmp_path / "settings.ini")
+    settings.model_source, settings.first_run_done = "tiny", True
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    methods = [n for n, v in vars(WindowHost).items() if callable(v) and not n.startswith("_")]
+    assert {"show_error", "show_info", "show_status_error", "statusBar", "cursor"} <= set(methods)
+    for name in list(WindowHost.__annotations__) + methods:
+        assert hasattr(win, name), f"MainWindow lacks {name}, which ui.window_host.WindowHost names"
+    for name in methods:
+        if name in vars(MainWindow):
+            want = list(inspect.signature(getattr(WindowHost, name)).parameters)
+            assert list(inspect.signature(getattr(MainWindow, name)).parameters) == want, name
+    assert win.files.w is win and win.files.parent() is win
+    win.files.library_action("no such action", "")
+    assert win.files.library.w is win
+    assert win.last_message == "Unknown library action 'no such action'."
+    win.confirm_close_without_asking()
