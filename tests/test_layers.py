@@ -16,15 +16,21 @@ FORBIDDEN = {
 }
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _import_statements(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names taken from it) for every absolute import anywhere in the file: ``import a.b`` gives
+    ``("a.b", [])``, ``from a import b, c`` gives ``("a", ["b", "c"])``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name) for a in node.names]
+            out += [(node.lineno, a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.append((node.lineno, node.module))
+            out.append((node.lineno, node.module, [a.name for a in node.names]))
     return out
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    return [(line, module) for line, module, _ in _import_statements(path)]
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
@@ -59,13 +65,9 @@ def _project_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         deps = set()
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names if a.name in files}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in files:
-                subs = {f"{node.module}.{a.name}" for a in node.names} & files.keys()
-                deps |= subs or {node.module}
+        for _, module, names in _import_statements(path):
+            if module in files:
+                deps |= ({f"{module}.{n}" for n in names} & files.keys()) or {module}
         graph[name] = deps - {name}
     return graph
 
