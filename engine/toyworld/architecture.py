@@ -29,9 +29,11 @@ def build_vae():
         norm_num_groups=16, layers_per_block=1, sample_size=64, mid_block_add_attention=False)
 
 
-def build_unet(width: int = 32, attn32: bool = False):
+def build_unet(width: int = 32, attn32: bool = False, heads32: int = 4):
     """``attn32``: attention at the 32×32 level too (where the markings are drawn); the layer names of the
-    convolutions are the same either way, so weights carry over (``load_state_dict(strict=False)``)."""
+    convolutions are the same either way, so weights carry over (``load_state_dict(strict=False)``). ``heads32``:
+    attention heads at that level (the weights' shapes do not depend on it). On a CPU one head of 32 channels trains
+    about 30 % faster than four of 8 (the fused attention kernel is slow on 8-channel heads)."""
     from diffusers import UNet2DConditionModel
 
     top_down, top_up = ("CrossAttnDownBlock2D", "CrossAttnUpBlock2D") if attn32 else ("DownBlock2D", "UpBlock2D")
@@ -40,7 +42,7 @@ def build_unet(width: int = 32, attn32: bool = False):
         block_out_channels=(width, 2 * width, 4 * width), layers_per_block=1, norm_num_groups=16,
         down_block_types=(top_down, "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", top_up),
-        attention_head_dim=4, cross_attention_dim=128)
+        attention_head_dim=(heads32, 4, 4) if attn32 else 4, cross_attention_dim=128)
 
 
 def build_text_encoder():

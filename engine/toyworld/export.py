@@ -31,7 +31,7 @@ def build_pipeline(run: str | Path, ema: bool = True):
     vae = build_vae()
     vae.load_state_dict(vstate["model"])
     vae.register_to_config(scaling_factor=float(ustate["scaling"]))
-    unet = build_unet(ustate.get("width", 32), attn32=ustate.get("attn32", False))
+    unet = build_unet(ustate.get("width", 32), attn32=ustate.get("attn32", False), heads32=ustate.get("heads32", 4))
     unet.load_state_dict(ustate["ema_unet" if ema else "unet"])
     te = build_text_encoder()
     te.load_state_dict(ustate["ema_te" if ema else "te"])
@@ -62,9 +62,9 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     ustate = torch.load(Path(run) / "unet.pt", map_location="cpu", weights_only=False)
     (tmp / "training.json").write_text(json.dumps(
         {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema,
-         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "twins": ustate.get("twins", 0.0),
+         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "heads32": ustate.get("heads32", 4), "twins": ustate.get("twins", 0.0),
          "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
-         "pair_captions": ustate.get("pair_captions")},
+         "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from")},
         indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -110,6 +110,53 @@ def test_training_with_pairs_records_them_and_refuses_a_set_without_any(tmp_path
         train.main(["--out", str(out), "--n-train", "160", "--resume", "--pairs", "0.1"] + small)
 
 
+def test_pairs_from_holds_the_pairs_back_for_the_first_share_of_the_steps(tmp_path, monkeypatch):
+    """A run from scratch learns the look words on full captions first: no pairs (and no open pair captions)
+    before ``--pairs-from`` of ``--steps``, then every batch starts with its pairs."""
+    from engine.toyworld import train
+    from engine.toyworld.export import export
+
+    drawn, captions = [], []
+    real_draw, real_open = train.draw_pairs, train.underspecified
+    monkeypatch.setattr(train, "draw_pairs", lambda *a: drawn.append(1) or real_draw(*a))
+    monkeypatch.setattr(train, "underspecified", lambda *a: captions.append(1) or real_open(*a))
+    args = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "4",
+            "--log-every", "1", "--threads", "1", "--twins", "0", "--n-train", "160", "--pairs", "0.5",
+            "--pair-keys", "subject", "--pair-captions", "open", "--steps", "5", "--pairs-from", "0.5"]
+    with pytest.raises(SystemExit):  # every step before the pairs: refused, it would train none
+        train.main(["--out", str(tmp_path / "bad")] + args[:-1] + ["1.0"])
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out)] + args) == 0
+    assert len(drawn) == 2 and len(captions) == 2 * 2   # steps 3 and 4 of 0-4: one pair, two open captions each
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert next(r for r in rows if r.get("msg") == "paired panels")["from_step"] == 3
+    assert json.loads((export(out, tmp_path / "model") / "training.json").read_text())["pairs_from"] == 0.5
+
+
+def test_heads32_changes_the_heads_at_the_top_level_only_and_survives_export(tmp_path):
+    """One head of 32 channels at the 32x32 level trains faster on a CPU; the weights keep their shapes (so
+    ``--init`` still carries them) and the exported model is rebuilt with the heads it was trained with."""
+    from diffusers import UNet2DConditionModel
+
+    from engine.toyworld import train
+    from engine.toyworld.architecture import build_unet
+    from engine.toyworld.export import export
+
+    one, four = build_unet(32, True, heads32=1), build_unet(32, True)
+    assert {k: v.shape for k, v in one.state_dict().items()} == {k: v.shape for k, v in four.state_dict().items()}
+    heads = {n: m.heads for n, m in one.named_modules() if n.endswith("attn1")}
+    assert {n for n, h in heads.items() if h == 1} == {n for n in heads if n.startswith(("down_blocks.0.", "up_blocks.2."))}
+    small = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "4",
+             "--threads", "1", "--twins", "0", "--n-train", "16", "--steps", "1", "--attn32"]
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "bad"), "--heads32", "3"] + small)   # 3 does not divide 32 channels
+    assert train.main(["--out", str(tmp_path / "run"), "--heads32", "1"] + small) == 0
+    model = export(tmp_path / "run", tmp_path / "model")
+    assert json.loads((model / "training.json").read_text())["heads32"] == 1
+    loaded = UNet2DConditionModel.from_pretrained(model / "unet")
+    assert [m.heads for n, m in loaded.named_modules() if n.endswith("attn1")] == list(heads.values())
+
+
 def test_only_decoder_self_attention_is_paired(unet):
     """The copying is to be learnt where ConsiStory shares: the up blocks' ``attn1``."""
     paired = install_paired_attention(unet)
