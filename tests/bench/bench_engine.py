@@ -18,13 +18,14 @@ Peak memory, honestly:
   peak during generation (peak RSS after the run minus peak RSS after loading; 0 when generation stays under the
   loading peak).
 ``max_pixel_diff_vs_stock`` (0-255) checks that the modes compared really made the same images.
-``--profile DIR`` adds one profiled run per mode (``profile_modes``): where the time goes, GPU kernels against wall
-time and the host calls that wait for the GPU.
+``--profile DIR`` adds one profiled run per mode (``profile_modes``, ``--profile-steps`` steps, default 12): where
+the time goes, GPU kernels against wall time and the host calls that wait for the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -85,8 +86,6 @@ def mode_stock(model, spec) -> list:
 
 def mode_consistory(model, spec) -> list:
     """The whole batch as one ConsiStory set (the first 2 prompts are the anchors; default settings)."""
-    import dataclasses
-
     from engine.consistory.config import ConsistoryConfig
     from engine.generate import generate
 
@@ -95,8 +94,6 @@ def mode_consistory(model, spec) -> list:
 
 def mode_vanilla_single(model, spec) -> list:
     """One plain image (the third prompt): the reference for a new panel of a saved character."""
-    import dataclasses
-
     from engine.generate import generate
 
     return generate(model, dataclasses.replace(spec, prompts=spec.prompts[2:3], seeds=spec.seeds[2:3])).images
@@ -154,17 +151,22 @@ class _UnetCounter:
         self._handle.remove()
 
 
+WARMUP_STEPS = 10
+
+
 def measure_modes(names: list[str], model, spec, repeats: int) -> dict[str, dict[str, Any]]:
     """Warm every mode up, then time ``repeats`` rounds that run the modes in turn (interleaved, so a load change
     on a shared machine hits every mode alike). On CUDA also the peak memory of each run (max over runs)."""
-    import dataclasses
-
     import numpy as np
     import torch
 
     cuda = model.device.startswith("cuda")
-    for name in names:  # warm-up: kernels, allocator, caches (and the identity's anchor cache, at full steps)
-        MODES[name](model, spec if name == "identity_panel" else dataclasses.replace(spec, steps=min(2, spec.steps)))
+    # warm-up: kernels, allocator, caches (and the identity's anchor cache, at full steps). 10 steps, so that a
+    # ConsiStory warm-up passes through every phase (query blending, both runs, injection): with 2 steps the first
+    # timed ConsiStory round on an H100 took 35 s against 25 s for the next two
+    for name in names:
+        MODES[name](model, spec if name == "identity_panel" else dataclasses.replace(spec, steps=min(WARMUP_STEPS,
+                                                                                                        spec.steps)))
     res: dict[str, dict[str, Any]] = {n: {"all_seconds": [], "peak_mb": None, "unet_passes": 0} for n in names}
     images: dict[str, list] = {}
     for r in range(repeats):
@@ -306,10 +308,12 @@ def run_all(args) -> dict[str, Any]:
             "batch": len(spec.prompts), "steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
             "repeats": args.repeats, "load_s": round(load_s, 3), "torch": torch.__version__}
     res = measure_modes(modes, model, spec, args.repeats)
-    if args.profile:
-        info |= profile_modes(modes, model, spec, Path(args.profile))
+    if args.profile:  # fewer steps: the profiler's tables of a 50-step SDXL set take minutes to build
+        steps = min(args.profile_steps, spec.steps)
+        info |= profile_modes(modes, model, dataclasses.replace(spec, steps=steps), Path(args.profile))
+        info["profile_steps"] = steps
     info["timing"] = (f"median and min of {args.repeats} interleaved rounds (order alternating) after one warm-up "
-                      "run (2 steps) per mode")
+                      f"run ({min(WARMUP_STEPS, spec.steps)} steps) per mode")
     if model.device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(0)
         info["memory_method"] = "torch.cuda.max_memory_allocated per run (weights included), reset between runs"
@@ -342,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated modes to run (known: {', '.join(MODES)})")
     p.add_argument("--profile", default=None, metavar="DIR",
                    help="after the timings, profile one more run of each mode; tables go to DIR/profile_<mode>.txt")
+    p.add_argument("--profile-steps", type=int, default=12,
+                   help="steps of each profiled run (default 12: every phase of the method, a quarter of the time)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (default: aligned text)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)

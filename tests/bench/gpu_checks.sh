@@ -14,6 +14,6 @@ echo "== pytest -m gpu"
 "$py" -m pytest -m gpu tests/engine -q -p no:cacheprovider 2>&1 | tail -3
 echo "== bench_engine sdxl-random"
 "$py" tests/bench/bench_engine.py --model sdxl-random --size 1024x1024 --dtype fp16 --steps 50 --batch 5 \
-    --repeats 3 --device cuda --profile "$out" --json >"$out/bench_sdxl.json" 2>"$out/bench_sdxl.err"
+    --repeats 3 --device cuda --profile "$out" --profile-steps 12 --json >"$out/bench_sdxl.json" 2>"$out/bench_sdxl.err"
 echo "rc=$?"
 grep -E '"(ratio_[a-z_]+|[a-z_]+_s|[a-z_]+_peak_mb|unet_passes|[a-z_]+_prof_[a-z_]+)"' "$out/bench_sdxl.json"

@@ -38,3 +38,20 @@ def test_profile_writes_a_table_per_mode_and_counts_the_work(tiny_sdxl, bench_an
         assert rows[f"{mode}_prof_syncs"] == 0  # no CUDA on this machine: nothing waits for a GPU
         assert f"{mode}_prof_kernel_s" not in rows
     assert rows["consistory_prof_ops"] > rows["vanilla_prof_ops"] > 0
+
+
+def test_the_profiled_run_takes_its_own_step_count(load_bench, tmp_path, capsys, monkeypatch):
+    """``--profile-steps``: a profiled 50-step SDXL set took minutes to tabulate on the H100, so the profiled runs are
+    shorter than the timed ones (and the report says how long)."""
+    import json
+
+    from pathlib import Path
+
+    bench = load_bench("bench_engine")
+    monkeypatch.syspath_prepend(str(Path(bench.__file__).parent))   # its report module, as when run as a script
+    assert bench.main(["--model", "tiny", "--steps", "3", "--repeats", "1", "--modes", "vanilla", "--profile",
+                       str(tmp_path), "--profile-steps", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows["profile_steps"] == 2 and rows["steps"] == 3 and rows["vanilla_unet_passes"] == 3
+    assert "(3 steps)" in rows["timing"]   # the warm-up: at most WARMUP_STEPS, never more than the timed run
+    assert (tmp_path / "profile_vanilla.txt").is_file()
