@@ -4,11 +4,13 @@
                                        [--repeats R] [--scheduler ddim|euler] [--device D] [--profile DIR] --json
 
 Each mode is one function ``mode_<name>(model, spec) -> list[PIL.Image]`` registered in ``MODES``; every mode gets
-one warm-up run (2 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating, fair under
+one warm-up run (up to 10 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating, fair under
 a changing load); the median is reported as ``<mode>_s`` and the fastest run as ``<mode>_min_s`` (on a shared CPU
 the minimum is the least disturbed measurement), with
 ``<mode>_peak_mb`` and ``<mode>_unet_passes`` (UNet forward calls in one run). ConsiStory adds its mode the same way
-(``consistory_s``, ``ratio_time`` = consistory / vanilla, ``ratio_peak_mem``: see ``derived_rows``).
+(``consistory_s``, ``ratio_time`` = consistory / vanilla, ``ratio_peak_mem``: see ``derived_rows``), and its
+ablations ``consistory_no_share``, ``_no_dropout``, ``_no_blend``, ``_no_inject``, ``_no_freeu`` (one part off each;
+``ratio_time_<ablation>`` against vanilla) say what each part of the method costs.
 
 Peak memory, honestly:
 - CUDA: ``torch.cuda.max_memory_allocated`` per run, reset before each, all modes in this process (the weights
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-__all__ = ["MODES", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single", "mode_identity_panel",
+__all__ = ["MODES", "ABLATIONS", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single", "mode_identity_panel",
            "measure_modes", "profile_modes", "derived_rows", "main"]
 
 PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
@@ -131,9 +133,26 @@ def mode_identity_panel(model, spec) -> list:
                                     identities=[ident["identity"]], store=ident["store"]).images
 
 
+# ConsiStory with one part switched off: what each part costs (on the GPU, where issue #3's time target is missed)
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no_share": {"share": False}, "no_dropout": {"dropout": 0.0}, "no_blend": {"query_blend": False},
+    "no_inject": {"inject": False}, "no_freeu": {"freeu": False}}
+
+
+def _ablation(changes: dict[str, Any]) -> Callable[[Any, Any], list]:
+    def mode(model, spec) -> list:
+        from engine.consistory.config import ConsistoryConfig
+        from engine.generate import generate
+
+        return generate(model, dataclasses.replace(spec, subjects=("fox",),
+                                                   consistory=ConsistoryConfig(**changes))).images
+    return mode
+
+
 MODES: dict[str, Callable[[Any, Any], list]] = {
     "vanilla": mode_vanilla, "stock": mode_stock, "consistory": mode_consistory,
-    "vanilla_single": mode_vanilla_single, "identity_panel": mode_identity_panel}
+    "vanilla_single": mode_vanilla_single, "identity_panel": mode_identity_panel,
+    **{f"consistory_{name}": _ablation(changes) for name, changes in ABLATIONS.items()}}
 
 
 class _UnetCounter:
@@ -256,6 +275,9 @@ def derived_rows(res: dict[str, dict[str, Any]]) -> dict[str, Any]:
             rows["ratio_peak_mem"] = round(res["consistory"]["peak_mb"] / res["vanilla"]["peak_mb"], 4)
         rows["unet_passes"] = res["consistory"]["unet_passes"]
         rows["vanilla_unet_passes"] = res["vanilla"]["unet_passes"]
+    for name in ABLATIONS:
+        if f"consistory_{name}" in res and "vanilla" in res:
+            rows[f"ratio_time_{name}"] = round(res[f"consistory_{name}"]["seconds"] / res["vanilla"]["seconds"], 4)
     if "identity_panel" in res and "vanilla_single" in res:
         rows["ratio_identity_panel"] = round(res["identity_panel"]["seconds"] / res["vanilla_single"]["seconds"], 4)
         if _IDENTITY.get("file_bytes"):

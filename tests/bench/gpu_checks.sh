@@ -3,7 +3,9 @@
 #   bash tests/bench/gpu_checks.sh [OUT_DIR]
 # 1. the GPU tests (pytest -m gpu);
 # 2. the engine benchmark on the full-size SDXL architecture with random weights, 1024x1024 fp16, 50 steps, 2 anchors
-#    + 3 panels, 3 interleaved rounds, then one profiled run per mode (tables in OUT_DIR/profile_<mode>.txt).
+#    + 3 panels, 3 interleaved rounds, then one profiled 12-step run per mode (tables in OUT_DIR/profile_<mode>.txt);
+# 3. one round of each ablation (one part of the method off) against the plain set: what each part costs
+#    (OUT_DIR/bench_ablations.json, rows ratio_time_no_<part>).
 # Rows land in OUT_DIR/bench_sdxl.json; targets: ratio_time <= 1.8, ratio_peak_mem <= 1.3.
 set -u
 out=${1:-out/gpu-checks}
@@ -17,3 +19,11 @@ echo "== bench_engine sdxl-random"
     --repeats 3 --device cuda --profile "$out" --profile-steps 12 --json >"$out/bench_sdxl.json" 2>"$out/bench_sdxl.err"
 echo "rc=$?"
 grep -E '"(ratio_[a-z_]+|[a-z_]+_s|[a-z_]+_peak_mb|unet_passes|[a-z_]+_prof_[a-z_]+)"' "$out/bench_sdxl.json"
+echo "== ablations"
+modes=vanilla,consistory,consistory_no_share,consistory_no_dropout,consistory_no_blend
+modes=$modes,consistory_no_inject,consistory_no_freeu
+"$py" tests/bench/bench_engine.py --model sdxl-random --size 1024x1024 --dtype fp16 --steps 50 --batch 5 \
+    --repeats 1 --device cuda --modes "$modes" \
+    --json >"$out/bench_ablations.json" 2>"$out/bench_ablations.err"
+echo "rc=$?"
+grep -E '"(ratio_time[a-z_]*|[a-z_]+_s)"' "$out/bench_ablations.json"

@@ -28,6 +28,23 @@ def test_timed_rounds_give_ratios_and_prove_the_loop_equals_stock(tiny_sdxl, ben
     assert rows["vanilla_peak_mb"] is None  # CPU: peak memory comes from the fresh-process runs instead
 
 
+def test_ablation_modes_switch_one_part_off_and_are_timed_against_vanilla(tiny_sdxl, bench_and_spec, monkeypatch):
+    """What each part of the method costs: ``consistory_no_<part>`` runs the set with that part off (and only it)."""
+    from engine import generate as generate_module
+
+    bench, spec = bench_and_spec
+    seen = []
+    real = generate_module.generate
+    monkeypatch.setattr(generate_module, "generate", lambda model, s: seen.append(s.consistory) or real(model, s))
+    res = bench.measure_modes(["vanilla", "consistory_no_inject", "consistory_no_freeu"], tiny_sdxl, spec, repeats=1)
+    rows = bench.derived_rows(res)
+    assert rows["ratio_time_no_inject"] > 0 and rows["ratio_time_no_freeu"] > 0 and "ratio_time" not in rows
+    configs = [c for c in seen if c is not None]
+    assert {(c.inject, c.freeu, c.share, c.query_blend) for c in configs} == {(False, None, True, True),
+                                                                              (True, False, True, True)}
+    assert set(bench.ABLATIONS) == {"no_share", "no_dropout", "no_blend", "no_inject", "no_freeu"}
+
+
 def test_profile_writes_a_table_per_mode_and_counts_the_work(tiny_sdxl, bench_and_spec, tmp_path):
     bench, spec = bench_and_spec
     rows = bench.profile_modes(["vanilla", "consistory"], tiny_sdxl, dataclasses.replace(spec, steps=2), tmp_path)
