@@ -62,7 +62,8 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
     ustate = torch.load(Path(run) / "unet.pt", map_location="cpu", weights_only=False)
     (tmp / "training.json").write_text(json.dumps(
         {"unet_steps": ustate["step"], "unet_minutes": round(ustate["wall"] / 60, 1), "ema": ema,
-         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "heads32": ustate.get("heads32", 4), "twins": ustate.get("twins", 0.0),
+         "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "heads32": ustate.get("heads32", 4),
+         "twins": ustate.get("twins", 0.0),
          "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
          "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from")},
         indent=1))

@@ -176,7 +176,8 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     unet = build_unet(args.width, args.attn32, args.heads32).to(args.device)
     te = build_text_encoder().to(args.device)
     tok = build_tokenizer()
-    ema_unet, ema_te = build_unet(args.width, args.attn32, args.heads32).to(args.device), build_text_encoder().to(args.device)
+    ema_unet = build_unet(args.width, args.attn32, args.heads32).to(args.device)
+    ema_te = build_text_encoder().to(args.device)
     if args.init and not ckpt.exists():
         missing, unexpected = unet.load_state_dict(_init_from(args.init, "unet").state_dict(), strict=False)
         if unexpected or any(".attentions." not in k for k in missing):
@@ -213,6 +214,9 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     step, wall = 0, 0.0
     if ckpt.exists():
         state = torch.load(ckpt, map_location=args.device, weights_only=False)
+        if state.get("heads32", 4) != args.heads32:  # same weight shapes: loading would silently change the model
+            raise SystemExit(f"{ckpt} was trained with --heads32 {state.get('heads32', 4)}; resume it with that, "
+                             f"not {args.heads32}.")
         unet.load_state_dict(state["unet"])
         te.load_state_dict(state["te"])
         ema_unet.load_state_dict(state["ema_unet"])

@@ -145,12 +145,15 @@ def test_heads32_changes_the_heads_at_the_top_level_only_and_survives_export(tmp
     one, four = build_unet(32, True, heads32=1), build_unet(32, True)
     assert {k: v.shape for k, v in one.state_dict().items()} == {k: v.shape for k, v in four.state_dict().items()}
     heads = {n: m.heads for n, m in one.named_modules() if n.endswith("attn1")}
-    assert {n for n, h in heads.items() if h == 1} == {n for n in heads if n.startswith(("down_blocks.0.", "up_blocks.2."))}
+    top = {n for n in heads if n.startswith(("down_blocks.0.", "up_blocks.2."))}
+    assert top and {n for n, h in heads.items() if h == 1} == top
     small = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "4",
-             "--threads", "1", "--twins", "0", "--n-train", "16", "--steps", "1", "--attn32"]
+             "--threads", "1", "--twins", "0", "--n-train", "16", "--attn32"]
     with pytest.raises(SystemExit):
-        train.main(["--out", str(tmp_path / "bad"), "--heads32", "3"] + small)   # 3 does not divide 32 channels
-    assert train.main(["--out", str(tmp_path / "run"), "--heads32", "1"] + small) == 0
+        train.main(["--out", str(tmp_path / "bad"), "--heads32", "3", "--steps", "1"] + small)  # 3 does not divide 32
+    assert train.main(["--out", str(tmp_path / "run"), "--heads32", "1", "--steps", "1"] + small) == 0
+    with pytest.raises(SystemExit, match="trained with --heads32 1; resume it with that, not 4"):
+        train.main(["--out", str(tmp_path / "run"), "--resume", "--steps", "2"] + small)
     model = export(tmp_path / "run", tmp_path / "model")
     assert json.loads((model / "training.json").read_text())["heads32"] == 1
     loaded = UNet2DConditionModel.from_pretrained(model / "unet")
