@@ -4,10 +4,10 @@
                                        [--repeats R] [--scheduler ddim|euler] [--device D] [--profile DIR] --json
 
 Each mode is one function ``mode_<name>(model, spec) -> list[PIL.Image]`` registered in ``MODES``; every mode gets
-one warm-up run (up to 10 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating, fair under
-a changing load); the median is reported as ``<mode>_s`` and the fastest run as ``<mode>_min_s`` (on a shared CPU
-the minimum is the least disturbed measurement), with
-``<mode>_peak_mb`` and ``<mode>_unet_passes`` (UNet forward calls in one run). ConsiStory adds its mode the same way
+one warm-up run (up to 10 steps), then ``repeats`` rounds run the modes in turn (interleaved, order alternating,
+fair under a changing load); the median is reported as ``<mode>_s`` and the fastest run as ``<mode>_min_s`` (on a
+shared CPU the minimum is the least disturbed measurement), with ``<mode>_peak_mb`` and ``<mode>_unet_passes``
+(UNet forward calls in one run). ConsiStory adds its mode the same way
 (``consistory_s``, ``ratio_time`` = consistory / vanilla, ``ratio_peak_mem``: see ``derived_rows``), and its
 ablations ``consistory_no_share``, ``_no_dropout``, ``_no_blend``, ``_no_inject``, ``_no_freeu`` (one part off each;
 ``ratio_time_<ablation>`` against vanilla) say what each part of the method costs.
@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-__all__ = ["MODES", "ABLATIONS", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single", "mode_identity_panel",
-           "measure_modes", "profile_modes", "derived_rows", "main"]
+__all__ = ["MODES", "ABLATIONS", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single",
+           "mode_identity_panel", "measure_modes", "profile_modes", "derived_rows", "main"]
 
 PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
            "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city",
@@ -86,12 +86,14 @@ def mode_stock(model, spec) -> list:
                     output_type="pil").images
 
 
-def mode_consistory(model, spec) -> list:
-    """The whole batch as one ConsiStory set (the first 2 prompts are the anchors; default settings)."""
+def mode_consistory(model, spec, **changes) -> list:
+    """The whole batch as one ConsiStory set (the first 2 prompts are the anchors; default settings, or the
+    ``ConsistoryConfig`` fields in ``changes``)."""
     from engine.consistory.config import ConsistoryConfig
     from engine.generate import generate
 
-    return generate(model, dataclasses.replace(spec, subjects=("fox",), consistory=ConsistoryConfig())).images
+    return generate(model, dataclasses.replace(spec, subjects=("fox",),
+                                               consistory=ConsistoryConfig(**changes))).images
 
 
 def mode_vanilla_single(model, spec) -> list:
@@ -140,13 +142,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 def _ablation(changes: dict[str, Any]) -> Callable[[Any, Any], list]:
-    def mode(model, spec) -> list:
-        from engine.consistory.config import ConsistoryConfig
-        from engine.generate import generate
-
-        return generate(model, dataclasses.replace(spec, subjects=("fox",),
-                                                   consistory=ConsistoryConfig(**changes))).images
-    return mode
+    return lambda model, spec: mode_consistory(model, spec, **changes)
 
 
 MODES: dict[str, Callable[[Any, Any], list]] = {
