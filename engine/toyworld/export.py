@@ -65,7 +65,8 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
          "init": ustate.get("init"), "attn32": bool(ustate.get("attn32")), "heads32": ustate.get("heads32", 4),
          "twins": ustate.get("twins", 0.0),
          "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
-         "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from")},
+         "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from"),
+         "twins_from": ustate.get("twins_from")},
         indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -9,7 +9,9 @@ resumed run sees the same stream it would have seen). ``--twins`` (default 0.5) 
 that show identical twins, ``--attn32`` adds attention at the 32x32 level, and ``--pairs`` is the share of each
 batch given to paired panels (two pictures of one creature whose decoder self-attention reads both, see
 ``paired_attention``); ``--pairs-from F`` holds the pairs back for the first F of ``--steps``, so a run from scratch
-first learns the look words on fully captioned pictures (pairs are captioned with their scene and kind only).
+first learns the look words on fully captioned pictures (pairs are captioned with their scene and kind only), and
+``--twins-from F`` likewise draws only one-creature pictures for the first F (twins leave their look unsaid more
+often).
 Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
@@ -202,6 +204,13 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     subject_pairs = paired is not None and args.pair_keys == "subject"
     masks: dict[int, torch.Tensor] = {}   # creature masks of the paired pictures, rendered when first drawn
     pairs_start = math.ceil(args.pairs_from * args.steps) if paired is not None else 0
+    twins_start = math.ceil(args.twins_from * args.steps)
+    singles = torch.tensor([i for i, c in enumerate(creatures) if c.twin_cx is None])
+    if twins_start and not len(singles):
+        raise SystemExit(f"--twins-from {args.twins_from} holds the twins back, but all {len(creatures)} training "
+                         f"pictures show twins; lower --twins.")
+    if twins_start:
+        _log(out, phase="unet", msg="one creature per picture first", singles=len(singles), from_step=twins_start)
     if paired is not None:
         _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups),
              keys=args.pair_keys, dropout=args.pair_dropout if subject_pairs else None, captions=args.pair_captions,
@@ -239,10 +248,13 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
                "attn32": args.attn32, "heads32": args.heads32, "twins": args.twins, "pairs": args.pairs,
                "pair_keys": args.pair_keys if args.pairs > 0 else None,
                "pair_captions": args.pair_captions if args.pairs > 0 else None,
-               "pairs_from": args.pairs_from if args.pairs > 0 else None}, ckpt)
+               "pairs_from": args.pairs_from if args.pairs > 0 else None, "twins_from": args.twins_from}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
-        idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
+        if step < twins_start:  # one-creature pictures only: their captions say the look more often
+            idx = singles[torch.randint(0, len(singles), (args.batch,), generator=gen)]
+        else:
+            idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
         pairing = paired is not None and step >= pairs_start
         if paired is not None:
             paired.n_pairs = n_pairs if pairing else 0
@@ -324,6 +336,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
                         "mostly, the kind said) so that only the partner tells it")
     p.add_argument("--pairs-from", type=float, default=0.0, help="with --pairs: no pairs before this fraction of "
                    "--steps (the look words are learnt first, on full captions)")
+    p.add_argument("--twins-from", type=float, default=0.0, help="no twins pictures before this fraction of "
+                   "--steps: a run from scratch first learns the look words on one-creature pictures")
     p.add_argument("--pair-dropout", type=float, default=0.5, help="with --pair-keys subject: dropout of the "
                                                                      "partner's creature patches")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
@@ -351,6 +365,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         p.error(f"--heads32 {args.heads32} must divide the {args.width} channels of the 32x32 level (--width).")
     if not 0.0 <= args.pairs_from < 1.0:
         p.error(f"--pairs-from {args.pairs_from} must be in [0, 1): the share of --steps trained before pairs start.")
+    if not 0.0 <= args.twins_from < 1.0:
+        p.error(f"--twins-from {args.twins_from} must be in [0, 1): the share of --steps trained without twins.")
     torch.set_num_threads(args.threads)
     _STOP["now"] = False
     if handle_signals:

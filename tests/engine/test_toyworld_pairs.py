@@ -275,3 +275,29 @@ def test_training_with_subject_keys_pairs_at_one_noise_level(tmp_path, monkeypat
     assert info["keys"] == "subject" and info["dropout"] == 0.5 and info["captions"] == "open"
     recorded = json.loads((export(out, tmp_path / "model") / "training.json").read_text())
     assert recorded["pair_keys"] == "subject" and recorded["pair_captions"] == "open"
+
+
+def test_twins_from_draws_only_one_creature_pictures_first(tmp_path, monkeypatch):
+    """``--twins-from`` keeps twins pictures out of every batch before that share of ``--steps``, then draws from
+    the whole set again; a set of nothing but twins is refused instead of training on nothing."""
+    from engine.toyworld import train
+    from engine.toyworld.export import export
+
+    twins_seen: list[int] = []
+    creatures = train.make_creatures(160, train.TRAIN_SEED, 0.5)
+    real_caption = train.random_caption
+    monkeypatch.setattr(train, "random_caption",
+                        lambda c, rng: twins_seen.append(c.twin_cx is not None) or real_caption(c, rng))
+    args = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "8",
+            "--log-every", "1", "--threads", "1", "--twins", "0.5", "--n-train", "160", "--steps", "6"]
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "bad"), "--twins-from", "1.0"] + args)
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "--twins-from", "0.5"] + args) == 0
+    assert len(twins_seen) == 6 * 8 and sum(c.twin_cx is not None for c in creatures) > 40
+    assert not any(twins_seen[:3 * 8])          # steps 0-2: one creature each
+    assert sum(twins_seen[3 * 8:]) >= 3         # steps 3-5: from the whole set, half of it twins
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    first = next(r for r in rows if r.get("msg") == "one creature per picture first")
+    assert first["from_step"] == 3 and first["singles"] == sum(c.twin_cx is None for c in creatures)
+    assert json.loads((export(out, tmp_path / "model") / "training.json").read_text())["twins_from"] == 0.5
