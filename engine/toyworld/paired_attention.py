@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from ..consistory.sdsa_processor import attend, finish_output
+from .device_copy import queued_copy
 from .render import Creature
 
 __all__ = ["look_key", "pair_index", "draw_pairs", "PairedSelfAttention", "install_paired_attention"]
@@ -64,14 +65,6 @@ def draw_pairs(groups: dict[tuple, list[int]], n: int, rng: random.Random) -> tu
 def _partner_order(m: int) -> torch.Tensor:
     """Row j's partner for the ``2 * m`` paired rows: the second pictures first, then the first ones."""
     return torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)])
-
-
-def _to_device(t: torch.Tensor, device) -> torch.Tensor:
-    """``t`` (on the CPU) on ``device`` without making the host wait for the GPU: a copy from pinned memory is
-    queued like a kernel, while one from ordinary memory first waits for all queued work."""
-    if torch.device(device).type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 class PairedSelfAttention:
@@ -109,12 +102,12 @@ class PairedSelfAttention:
                 subject &= torch.rand(subject.shape, generator=self._generator) >= self.dropout
             own = torch.ones_like(subject)
             keys = torch.cat([own, subject[_partner_order(m2 // 2)]], 1).view(m2, 1, 1, 2 * n_tokens)
-            self._keys[n_tokens] = _to_device(keys, device)
+            self._keys[n_tokens] = queued_copy(keys, device)
         return self._keys[n_tokens]
 
     def _partners(self, m: int, device) -> torch.Tensor:
         if self._swap is None or len(self._swap) != 2 * m or self._swap.device != torch.device(device):
-            self._swap = _to_device(_partner_order(m), device)
+            self._swap = queued_copy(_partner_order(m), device)
         return self._swap
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,

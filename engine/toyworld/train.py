@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
 from .captions import random_caption, underspecified
+from .device_copy import host_wait_guard, queued_copy
 from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
 from .paired_attention import draw_pairs, install_paired_attention, pair_index
 from .render import render
@@ -239,6 +240,7 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     start, last_ckpt, run_start = time.time() - wall, time.time(), time.time()
     last_log = run_start
     scale = args.scaling
+    guard, first_step = args.check_host_waits, step
     losses: list[torch.Tensor] = []   # kept on the device: reading each step's loss would make the host wait
 
     def checkpoint() -> None:
@@ -251,55 +253,58 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
                "pairs_from": args.pairs_from if args.pairs > 0 else None, "twins_from": args.twins_from}, ckpt)
 
     while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
-        if step < twins_start:  # one-creature pictures only: their captions say the look more often
-            idx = singles[torch.randint(0, len(singles), (args.batch,), generator=gen)]
-        else:
-            idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
-        pairing = paired is not None and step >= pairs_start
-        if paired is not None:
-            paired.n_pairs = n_pairs if pairing else 0
-        if pairing:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
-            first, second = draw_pairs(groups, n_pairs, rng)
-            idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
-            if subject_pairs:
-                for i in first + second:
-                    if i not in masks:
-                        masks[i] = torch.from_numpy(render(creatures[i]).mask)
-                paired.set_subject_masks(torch.stack([masks[i] for i in first + second]), args.pair_dropout,
-                                         drop_gen)
-        z0 = latents[idx].to(args.device).float() * scale
-        caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
-        if pairing and args.pair_captions == "open":  # only the partner can tell a pair its look
-            caps[:2 * n_pairs] = [
-                underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
-                for i in idx[:2 * n_pairs].tolist()]
-        ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids.to(args.device)
-        noise = torch.randn(z0.shape, generator=gen).to(args.device)
-        t = torch.randint(0, 1000, (args.batch,), generator=gen).to(args.device)
-        if pairing and subject_pairs:  # as in a ConsiStory batch, both pictures of a pair are at one noise level
-            t[n_pairs:2 * n_pairs] = t[:n_pairs]
-        a = acp[t].view(-1, 1, 1, 1)
-        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-        v = a.sqrt() * noise - (1 - a).sqrt() * z0
-        lr = args.lr * min(1.0, (step + 1) / 200)
-        if step > args.decay_from * args.steps:
-            lr *= 0.5 * (1 + math.cos(math.pi * (step - args.decay_from * args.steps) / ((1 - args.decay_from) * args.steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        pred = unet(zt, t, te(ids)[0]).sample
-        snr = a.flatten() / (1 - a.flatten())
-        w = snr.clamp(max=5.0) / (snr + 1)
-        loss = ((pred - v).pow(2).flatten(1).mean(1) * w).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1 - decay)
-        losses.append(loss.detach())
+        with host_wait_guard(guard and step > first_step):  # the first step allocates; the others only launch
+            if step < twins_start:  # one-creature pictures only: their captions say the look more often
+                idx = singles[torch.randint(0, len(singles), (args.batch,), generator=gen)]
+            else:
+                idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
+            pairing = paired is not None and step >= pairs_start
+            if paired is not None:
+                paired.n_pairs = n_pairs if pairing else 0
+            if pairing:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
+                first, second = draw_pairs(groups, n_pairs, rng)
+                idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
+                if subject_pairs:
+                    for i in first + second:
+                        if i not in masks:
+                            masks[i] = torch.from_numpy(render(creatures[i]).mask)
+                    paired.set_subject_masks(torch.stack([masks[i] for i in first + second]), args.pair_dropout,
+                                             drop_gen)
+            z0 = queued_copy(latents[idx], args.device).float() * scale
+            caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
+            if pairing and args.pair_captions == "open":  # only the partner can tell a pair its look
+                caps[:2 * n_pairs] = [
+                    underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
+                    for i in idx[:2 * n_pairs].tolist()]
+            ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids
+            ids = queued_copy(ids, args.device)
+            noise = queued_copy(torch.randn(z0.shape, generator=gen), args.device)
+            t = queued_copy(torch.randint(0, 1000, (args.batch,), generator=gen), args.device)
+            if pairing and subject_pairs:  # as in a ConsiStory batch, both pictures of a pair are at one noise level
+                t[n_pairs:2 * n_pairs] = t[:n_pairs]
+            a = acp[t].view(-1, 1, 1, 1)
+            zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+            v = a.sqrt() * noise - (1 - a).sqrt() * z0
+            lr = args.lr * min(1.0, (step + 1) / 200)
+            if step > args.decay_from * args.steps:
+                decayed = (step - args.decay_from * args.steps) / ((1 - args.decay_from) * args.steps)
+                lr *= 0.5 * (1 + math.cos(math.pi * decayed))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            pred = unet(zt, t, te(ids)[0]).sample
+            snr = a.flatten() / (1 - a.flatten())
+            w = snr.clamp(max=5.0) / (snr + 1)
+            loss = ((pred - v).pow(2).flatten(1).mean(1) * w).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            decay = min(args.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(ema_params, params, 1 - decay)
+            losses.append(loss.detach())
         if step % args.log_every == 0:
             _log(out, phase="unet", step=step, loss=round(torch.stack(losses).mean().item(), 5), lr=round(lr, 7),
                  minutes=round((time.time() - start) / 60, 2),
@@ -358,6 +363,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
+    p.add_argument("--check-host-waits", action="store_true", help="CUDA only: fail on any operation in a training "
+                   "step (logging and checkpoints aside) that makes the host wait for the GPU")
     args = p.parse_args(argv)
     if not 0.0 <= args.pair_dropout < 1.0:
         p.error(f"--pair-dropout {args.pair_dropout} must be in [0, 1).")
@@ -367,6 +374,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         p.error(f"--pairs-from {args.pairs_from} must be in [0, 1): the share of --steps trained before pairs start.")
     if not 0.0 <= args.twins_from < 1.0:
         p.error(f"--twins-from {args.twins_from} must be in [0, 1): the share of --steps trained without twins.")
+    if args.check_host_waits and torch.device(args.device).type != "cuda":
+        p.error(f"--check-host-waits watches CUDA's queue; it needs --device cuda, not {args.device}.")
     torch.set_num_threads(args.threads)
     _STOP["now"] = False
     if handle_signals:
