@@ -10,7 +10,8 @@ import torch
 from engine.toyworld import train
 from engine.toyworld.device_copy import host_wait_guard, queued_copy
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def cuda(test):
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
 
 SMALL = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "8",
          "--log-every", "1000", "--threads", "1", "--twins", "0.5", "--n-train", "160", "--steps", "5",
