@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
 from .captions import random_caption, underspecified
-from .device_copy import host_wait_guard, queued_copy
 from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
+from .device_copy import host_wait_guard, queued_copy
 from .paired_attention import draw_pairs, install_paired_attention, pair_index
 from .render import render
 

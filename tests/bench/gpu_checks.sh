@@ -7,8 +7,8 @@
 # 3. one round of each ablation (one part of the method off) against the plain set: what each part costs
 #    (OUT_DIR/bench_ablations.json, rows ratio_time_no_<part>).
 # 4. the toy model's training from scratch for 90 s of UNet steps at batch 64 with pairs from the start (the slow
-#    phase), every step after the first checked
-#    for host waits (--check-host-waits): its it/s rows (OUT_DIR/toy_train.log).
+#    phase), every step after the first checked for
+#    host waits (--check-host-waits): its it/s rows (OUT_DIR/toy_train.log).
 # Rows land in OUT_DIR/bench_sdxl.json; targets: ratio_time <= 1.8, ratio_peak_mem <= 1.3.
 set -u
 out=${1:-out/gpu-checks}
