@@ -206,11 +206,11 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
     masks: dict[int, torch.Tensor] = {}   # creature masks of the paired pictures, rendered when first drawn
     pairs_start = math.ceil(args.pairs_from * args.steps) if paired is not None else 0
     twins_start = math.ceil(args.twins_from * args.steps)
-    singles = torch.tensor([i for i, c in enumerate(creatures) if c.twin_cx is None])
-    if twins_start and not len(singles):
-        raise SystemExit(f"--twins-from {args.twins_from} holds the twins back, but all {len(creatures)} training "
-                         f"pictures show twins; lower --twins.")
-    if twins_start:
+    if twins_start:  # the one-creature pictures, drawn from alone until then
+        singles = torch.tensor([i for i, c in enumerate(creatures) if c.twin_cx is None])
+        if not len(singles):
+            raise SystemExit(f"--twins-from {args.twins_from} holds the twins back, but all {len(creatures)} "
+                             f"training pictures show twins; lower --twins.")
         _log(out, phase="unet", msg="one creature per picture first", singles=len(singles), from_step=twins_start)
     if paired is not None:
         _log(out, phase="unet", msg="paired panels", pairs_per_batch=n_pairs, looks=len(groups),
