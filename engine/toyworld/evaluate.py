@@ -83,6 +83,7 @@ def grid(images, columns: int = 10, scale: int = 2):
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from ..errors import EngineError
     from ..model_loader import load_model
 
     p = argparse.ArgumentParser(prog="python -m engine.toyworld.evaluate", description=__doc__.split("\n\n")[0])
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=4.0)
     p.add_argument("--grid", help="save the pictures here as one PNG (captions in a .txt beside it)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: more spin on a busy machine)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the model's automatic choice, CUDA on a GPU)")
+    p.add_argument("--dtype", help="fp32, fp16 or bf16 (default: fp16 on CUDA, else fp32)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
@@ -101,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             from .export import export
 
             source = str(export(args.run, Path(tmp) / "toy"))
-        f = fidelity(load_model(source), args.n, steps=args.steps, guidance=args.guidance)
+        try:
+            model = load_model(source, device=args.device, dtype=args.dtype)
+        except EngineError as exc:
+            raise SystemExit(f"evaluate: {exc}") from None
+        f = fidelity(model, args.n, steps=args.steps, guidance=args.guidance)
     print(json.dumps(f.summary()))
     if args.grid:
         grid(list(f.images)).save(args.grid)

@@ -66,7 +66,7 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
          "twins": ustate.get("twins", 0.0),
          "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
          "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from"),
-         "twins_from": ustate.get("twins_from")},
+         "twins_from": ustate.get("twins_from"), "time_schedule": bool(ustate.get("time_schedule"))},
         indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -11,7 +11,8 @@ batch given to paired panels (two pictures of one creature whose decoder self-at
 ``paired_attention``); ``--pairs-from F`` holds the pairs back for the first F of ``--steps``, so a run from scratch
 first learns the look words on fully captioned pictures (pairs are captioned with their scene and kind only), and
 ``--twins-from F`` likewise draws only one-creature pictures for the first F (twins leave their look unsaid more
-often).
+often). ``--time-schedule`` lets those shares and the learning-rate decay follow the clock too, so a run cut by
+``--minutes`` (a GPU run in minutes, where the speed is not known in advance) still ends fully decayed.
 Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
@@ -31,6 +32,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -173,7 +175,9 @@ def encode_latents(vae, images, device: str, batch: int = 256) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
+def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.Tensor | None = None) -> None:
+    """``masks`` (bool, one per training picture) are the creature masks the data phase drew; without them a
+    paired picture's mask is rendered when the picture is first drawn."""
     ckpt = out / "unet.pt"
     torch.manual_seed(args.seed + 1)
     unet = build_unet(args.width, args.attn32, args.heads32).to(args.device)
@@ -203,7 +207,16 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
             f"no two of the {args.n_train} training pictures show one creature with the same look; raise --n-train."))
     paired = install_paired_attention(unet) if args.pairs > 0 else None
     subject_pairs = paired is not None and args.pair_keys == "subject"
-    masks: dict[int, torch.Tensor] = {}   # creature masks of the paired pictures, rendered when first drawn
+    rendered: dict[int, torch.Tensor] = {}   # without ``masks``: those of the paired pictures, drawn when first met
+
+    def creature_masks(indices: list[int]) -> torch.Tensor:
+        if masks is not None:
+            return masks[indices]
+        for i in indices:
+            if i not in rendered:
+                rendered[i] = torch.from_numpy(render(creatures[i]).mask)
+        return torch.stack([rendered[i] for i in indices])
+
     pairs_start = math.ceil(args.pairs_from * args.steps) if paired is not None else 0
     twins_start = math.ceil(args.twins_from * args.steps)
     if twins_start:  # the one-creature pictures, drawn from alone until then
@@ -218,7 +231,11 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
              from_step=pairs_start)
     params = list(unet.parameters()) + list(te.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_te.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda:  # TF32 matrix products, and one fused kernel for the optimiser instead of a launch per tensor group
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, fused=cuda or None)
     sched = build_scheduler("ddpm")
     acp = sched.alphas_cumprod.to(args.device)
     step, wall = 0, 0.0
@@ -250,26 +267,36 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
                "attn32": args.attn32, "heads32": args.heads32, "twins": args.twins, "pairs": args.pairs,
                "pair_keys": args.pair_keys if args.pairs > 0 else None,
                "pair_captions": args.pair_captions if args.pairs > 0 else None,
-               "pairs_from": args.pairs_from if args.pairs > 0 else None, "twins_from": args.twins_from}, ckpt)
+               "pairs_from": args.pairs_from if args.pairs > 0 else None, "twins_from": args.twins_from,
+               "time_schedule": args.time_schedule}, ckpt)
 
-    while step < args.steps and (time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
+    began: set[str] = set()
+
+    def begin(what: str) -> None:  # with --time-schedule the step where a phase begins is known only then
+        if what not in began:
+            began.add(what)
+            _log(out, phase="unet", msg=f"{what} begin", step=step)
+
+    while step < args.steps and (now := time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
+        clock = now / (60 * args.minutes) if args.time_schedule else 0.0   # share of this run's minutes spent
         with host_wait_guard(guard and step > first_step):  # the first step allocates; the others only launch
-            if step < twins_start:  # one-creature pictures only: their captions say the look more often
+            alone = step < twins_start and clock < args.twins_from
+            if alone:  # one-creature pictures only: their captions say the look more often
                 idx = singles[torch.randint(0, len(singles), (args.batch,), generator=gen)]
             else:
                 idx = torch.randint(0, len(latents), (args.batch,), generator=gen)
-            pairing = paired is not None and step >= pairs_start
+                if twins_start:
+                    begin("twins")
+            pairing = paired is not None and (step >= pairs_start or clock >= args.pairs_from)
+            if pairing:
+                begin("pairs")
             if paired is not None:
                 paired.n_pairs = n_pairs if pairing else 0
             if pairing:  # the first 2 * n_pairs pictures: first and second pictures of the pairs
                 first, second = draw_pairs(groups, n_pairs, rng)
                 idx = torch.cat([torch.tensor(first + second), idx[2 * n_pairs:]])
                 if subject_pairs:
-                    for i in first + second:
-                        if i not in masks:
-                            masks[i] = torch.from_numpy(render(creatures[i]).mask)
-                    paired.set_subject_masks(torch.stack([masks[i] for i in first + second]), args.pair_dropout,
-                                             drop_gen)
+                    paired.set_subject_masks(creature_masks(first + second), args.pair_dropout, drop_gen)
             z0 = queued_copy(latents[idx], args.device).float() * scale
             caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
             if pairing and args.pair_captions == "open":  # only the partner can tell a pair its look
@@ -287,9 +314,10 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures) -> None:
             zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
             v = a.sqrt() * noise - (1 - a).sqrt() * z0
             lr = args.lr * min(1.0, (step + 1) / 200)
-            if step > args.decay_from * args.steps:
-                decayed = (step - args.decay_from * args.steps) / ((1 - args.decay_from) * args.steps)
-                lr *= 0.5 * (1 + math.cos(math.pi * decayed))
+            if step > args.decay_from * args.steps or clock > args.decay_from:
+                decayed = max((step - args.decay_from * args.steps) / ((1 - args.decay_from) * args.steps),
+                              (clock - args.decay_from) / (1 - args.decay_from))
+                lr *= 0.5 * (1 + math.cos(math.pi * min(decayed, 1.0)))
             for g in opt.param_groups:
                 g["lr"] = lr
             pred = unet(zt, t, te(ids)[0]).sample
@@ -360,6 +388,9 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--steps", type=int, default=12000, help="total UNet steps (the cosine decay spans these)")
     p.add_argument("--decay-from", type=float, default=0.5, help="fraction of --steps after which lr decays")
     p.add_argument("--minutes", type=float, default=1e9, help="stop this run's UNet phase after so many minutes")
+    p.add_argument("--time-schedule", action="store_true", help="with --minutes: --twins-from, --pairs-from and the "
+                   "learning-rate decay follow the share of --minutes spent as well as the share of --steps, "
+                   "whichever is further, so a run stopped by the clock ends decayed (not repeatable step for step)")
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -374,6 +405,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         p.error(f"--pairs-from {args.pairs_from} must be in [0, 1): the share of --steps trained before pairs start.")
     if not 0.0 <= args.twins_from < 1.0:
         p.error(f"--twins-from {args.twins_from} must be in [0, 1): the share of --steps trained without twins.")
+    if args.time_schedule and args.minutes >= 1e9:
+        p.error("--time-schedule follows the clock: give the run's length with --minutes.")
     if args.check_host_waits and torch.device(args.device).type != "cuda":
         p.error(f"--check-host-waits watches CUDA's queue; it needs --device cuda, not {args.device}.")
     torch.set_num_threads(args.threads)
@@ -400,11 +433,15 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         _log(out, phase="data", n_train=args.n_train, seconds=round(time.time() - t0, 1))
         vae = train_vae(args, out, train.images, held.images)
         z = encode_latents(vae, train.images, args.device)
-        lat = {"latents": z.half(), "scaling": float(1.0 / z.float().std()), "twins": args.twins}
+        lat = {"latents": z.half(), "scaling": float(1.0 / z.float().std()), "twins": args.twins,
+               "masks": torch.from_numpy(np.packbits(train.masks, axis=-1))}   # 1 bit per pixel
         _save(lat, lat_path)
         _log(out, phase="latents", n=len(z), std=round(float(z.float().std()), 4), scaling=round(lat["scaling"], 4))
     args.scaling = lat["scaling"]
-    train_unet(args, out, lat["latents"], creatures)
+    masks = None
+    if "masks" in lat:  # runs from before the masks were kept render a paired picture's mask when first drawn
+        masks = torch.from_numpy(np.unpackbits(lat["masks"].numpy(), axis=-1).astype(bool))
+    train_unet(args, out, lat["latents"], creatures, masks)
     return 0
 
 

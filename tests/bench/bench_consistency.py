@@ -174,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(known)}")
     p.add_argument("--grid", help="save each mode's pictures (one row per set) as PREFIX_<mode>.png")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: more spin on a busy machine)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the model's automatic choice, CUDA on a GPU)")
+    p.add_argument("--dtype", help="fp32, fp16 or bf16 (default: fp16 on CUDA, else fp32)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from engine.model_loader import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     sets = make_sets(args.sets, args.size, args.prompts, args.first)
     report: dict = {"model": args.model, "sets": args.sets, "first": args.first, "size": args.size, "steps": args.steps,
                     "guidance": args.guidance, "prompts": args.prompts, "example": sets[0][1][0], "modes": {}}

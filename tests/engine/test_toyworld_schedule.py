@@ -1,0 +1,125 @@
+"""How a toy-model training run spends its steps: ``--time-schedule`` (the curriculum and the learning-rate decay follow
+the clock, for GPU runs of a fixed length) and the creature masks kept from the data phase for the paired panels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time as real_time
+
+import numpy as np
+import pytest
+import torch
+
+from engine.toyworld import train
+from engine.toyworld.dataset import TRAIN_SEED, make_set
+from engine.toyworld.export import export
+from engine.toyworld.render import render
+
+SMALL = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "8",
+         "--log-every", "1", "--threads", "1", "--twins", "0.5", "--n-train", "160", "--pairs", "0.5",
+         "--pair-keys", "subject", "--pair-captions", "open"]
+
+
+class FakeClock:
+    """``train``'s ``time`` module with a clock that moves two seconds per reading: runs repeat exactly."""
+
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        self.now += 2.0
+        return self.now
+
+    strftime = staticmethod(real_time.strftime)
+
+
+@pytest.fixture(scope="module")
+def prelude(tmp_path_factory):
+    """A run folder after the data phase (VAE and latents, no UNet step), shared by the runs below."""
+    out = tmp_path_factory.mktemp("toy") / "prelude"
+    assert train.main(["--out", str(out), "--steps", "0"] + SMALL) == 0
+    return out
+
+
+def _from(prelude, out, latents: dict | None = None):
+    out.mkdir()
+    shutil.copy(prelude / "vae.pt", out / "vae.pt")
+    if latents is None:
+        shutil.copy(prelude / "latents.pt", out / "latents.pt")
+    else:
+        torch.save(latents, out / "latents.pt")
+    return str(out)
+
+
+def _rows(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def _warmed_lr(row: dict, lr: float) -> float:
+    """The logged learning rate over what the 200-step warm-up alone gives at that step (1.0: not decayed)."""
+    return row["lr"] / (lr * min(1.0, row["step"] / 200))
+
+
+def test_time_schedule_fits_the_curriculum_and_the_decay_into_the_minutes(prelude, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "time", FakeClock())
+    args = SMALL + ["--resume", "--steps", "1000", "--minutes", "2", "--twins-from", "0.5", "--pairs-from", "0.5",
+                    "--lr", "1e-3", "--batch", "4"]
+    plain, timed = tmp_path / "plain", tmp_path / "timed"
+    assert train.main(["--out", _from(prelude, plain)] + args) == 0
+    assert train.main(["--out", _from(prelude, timed), "--time-schedule"] + args) == 0
+    for out in (plain, timed):  # both stopped by the clock, long before --steps
+        stopped = next(r for r in _rows(out) if r.get("msg") == "stopped")
+        assert 4 < stopped["step"] < 40
+    # by the steps alone, 1,000 steps away, the pairs and twins never begin and the rate never decays
+    assert not [r for r in _rows(plain) if r.get("msg", "").endswith(" begin")]
+    assert all(_warmed_lr(r, 1e-3) == pytest.approx(1.0) for r in _rows(plain) if "lr" in r)
+    # by the clock: both begin at half the minutes, and the last steps run at a fully decayed rate
+    rows = _rows(timed)
+    stopped = next(r for r in rows if r.get("msg") == "stopped")["step"]
+    begun = {r["msg"]: r["step"] for r in rows if r.get("msg", "").endswith(" begin")}
+    assert set(begun) == {"twins begin", "pairs begin"}
+    assert 0.3 * stopped < begun["pairs begin"] == begun["twins begin"] < 0.7 * stopped
+    rates = [_warmed_lr(r, 1e-3) for r in rows if "lr" in r]
+    assert rates[0] == pytest.approx(1.0) and rates[-1] < 0.1
+    assert all(a >= b - 1e-3 for a, b in zip(rates, rates[1:]))   # the log rounds the rate to 7 places
+    assert json.loads((export(timed, tmp_path / "model") / "training.json").read_text())["time_schedule"] is True
+
+
+def test_time_schedule_needs_minutes(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "run"), "--time-schedule", "--steps", "5"] + SMALL)
+    assert "--time-schedule follows the clock: give the run's length with --minutes" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_paired_panels_read_the_masks_the_data_phase_drew(prelude, tmp_path, monkeypatch):
+    """The data phase keeps every training picture's creature mask (1 bit per pixel) in ``latents.pt``; the paired
+    panels use them instead of drawing each picture again, and a ``latents.pt`` from before still trains, drawing
+    the masks as it goes. Either way the paired attention gets exactly the renderer's masks."""
+    seen: list[tuple[list[int], torch.Tensor]] = []
+    drawn: list[list[int]] = []
+    real_draw = train.draw_pairs
+    monkeypatch.setattr(train, "draw_pairs", lambda *a: (lambda fs: drawn.append(fs[0] + fs[1]) or fs)(real_draw(*a)))
+    real_install = train.install_paired_attention
+
+    def recording_install(unet):
+        paired = real_install(unet)
+        real_set = paired.set_subject_masks
+        paired.set_subject_masks = lambda m, *a: seen.append((drawn[-1], m.clone())) or real_set(m, *a)
+        return paired
+
+    monkeypatch.setattr(train, "install_paired_attention", recording_install)
+    lat = torch.load(prelude / "latents.pt", weights_only=False)
+    assert lat["masks"].dtype == torch.uint8 and lat["masks"].shape == (160, 64, 8)
+    truth = make_set(160, TRAIN_SEED, twins=0.5).masks
+    assert np.array_equal(np.unpackbits(lat["masks"].numpy(), axis=-1).astype(bool), truth)
+    assert train.main(["--out", _from(prelude, tmp_path / "kept"), "--resume", "--steps", "3"] + SMALL) == 0
+    assert len(seen) == 3
+    old = {k: v for k, v in lat.items() if k != "masks"}   # a latents.pt from before the masks were kept
+    assert train.main(["--out", _from(prelude, tmp_path / "old", old), "--resume", "--steps", "3"] + SMALL) == 0
+    assert len(seen) == 6
+    assert [i for i, _ in seen[:3]] == [i for i, _ in seen[3:]]   # same seeds, same pairs
+    for indices, masks in seen:
+        assert torch.equal(masks, torch.stack([torch.from_numpy(render(c).mask) for c in
+                                               (train.make_creatures(160, TRAIN_SEED, 0.5)[i] for i in indices)]))
