@@ -195,6 +195,7 @@ def measure_modes(names: list[str], model, spec, repeats: int) -> dict[str, dict
             if cuda:
                 torch.cuda.synchronize()
             res[name]["all_seconds"].append(round(time.perf_counter() - start, 4))
+            print(f"round {r + 1}: {name} {res[name]['all_seconds'][-1]:.2f} s", file=sys.stderr, flush=True)
             counter.close()
             res[name]["unet_passes"] = counter.calls
             if cuda:
@@ -325,6 +326,7 @@ def run_all(args) -> dict[str, Any]:
             "dtype": str(model.dtype).replace("torch.", ""), "size": f"{spec.width}x{spec.height}",
             "batch": len(spec.prompts), "steps": spec.steps, "guidance": spec.guidance, "scheduler": spec.scheduler,
             "repeats": args.repeats, "load_s": round(load_s, 3), "torch": torch.__version__}
+    print(f"loaded {args.model} in {load_s:.1f} s", file=sys.stderr, flush=True)
     res = measure_modes(modes, model, spec, args.repeats)
     if args.profile:  # fewer steps: the profiler's tables of a 50-step SDXL set take minutes to build
         steps = min(args.profile_steps, spec.steps)
