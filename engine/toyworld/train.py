@@ -12,7 +12,8 @@ batch given to paired panels (two pictures of one creature whose decoder self-at
 first learns the look words on fully captioned pictures (pairs are captioned with their scene and kind only), and
 ``--twins-from F`` likewise draws only one-creature pictures for the first F (twins leave their look unsaid more
 often). ``--time-schedule`` lets those shares and the learning-rate decay follow the clock too, so a run cut by
-``--minutes`` (a GPU run in minutes, where the speed is not known in advance) still ends fully decayed.
+``--minutes`` (a GPU run in minutes, where the speed is not known in advance) still ends fully decayed; its
+``--minutes`` count the whole UNet phase, so a resumed run goes on where the clock stood.
 Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
@@ -277,8 +278,11 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.T
             began.add(what)
             _log(out, phase="unet", msg=f"{what} begin", step=step)
 
-    while step < args.steps and (now := time.time() - run_start) / 60 < args.minutes and not _STOP["now"]:
-        clock = now / (60 * args.minutes) if args.time_schedule else 0.0   # share of this run's minutes spent
+    def spent() -> float:  # minutes counted against --minutes: this run's, or with --time-schedule the whole run's
+        return (time.time() - (start if args.time_schedule else run_start)) / 60
+
+    while step < args.steps and (minutes := spent()) < args.minutes and not _STOP["now"]:
+        clock = minutes / args.minutes if args.time_schedule else 0.0   # share of the minutes spent
         with host_wait_guard(guard and step > first_step):  # the first step allocates; the others only launch
             alone = step < twins_start and clock < args.twins_from
             if alone:  # one-creature pictures only: their captions say the look more often
@@ -390,7 +394,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--minutes", type=float, default=1e9, help="stop this run's UNet phase after so many minutes")
     p.add_argument("--time-schedule", action="store_true", help="with --minutes: --twins-from, --pairs-from and the "
                    "learning-rate decay follow the share of --minutes spent as well as the share of --steps, "
-                   "whichever is further, so a run stopped by the clock ends decayed (not repeatable step for step)")
+                   "whichever is further, so a run stopped by the clock ends decayed (not repeatable step for step); "
+                   "--minutes then counts the whole UNet phase, resumed runs included")
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-minutes", type=float, default=4.0)

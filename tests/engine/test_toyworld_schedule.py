@@ -86,6 +86,39 @@ def test_time_schedule_fits_the_curriculum_and_the_decay_into_the_minutes(prelud
     assert json.loads((export(timed, tmp_path / "model") / "training.json").read_text())["time_schedule"] is True
 
 
+def test_a_resumed_time_schedule_goes_on_where_its_clock_stood(prelude, tmp_path, monkeypatch):
+    """With --time-schedule, --minutes count the whole UNet phase: a run stopped early and resumed begins the pairs
+    and stops about where one uninterrupted run does (a fresh clock would start the curriculum over)."""
+    monkeypatch.setattr(train, "time", FakeClock())
+    args = SMALL + ["--resume", "--minutes", "2", "--time-schedule", "--twins-from", "0.5", "--pairs-from", "0.5",
+                    "--batch", "4"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert train.main(["--out", _from(prelude, whole), "--steps", "1000"] + args) == 0
+    calls = []
+    real_caption = train.random_caption
+
+    def stop_after_four_steps(c, rng):  # as SIGTERM does: checkpoint and stop, here after 4 steps of 4 pictures
+        calls.append(1)
+        if len(calls) == 16:
+            train._STOP["now"] = True
+        return real_caption(c, rng)
+
+    monkeypatch.setattr(train, "random_caption", stop_after_four_steps)
+    assert train.main(["--out", _from(prelude, cut), "--steps", "1000"] + args) == 0
+    assert [r["step"] for r in _rows(cut) if r.get("msg") == "stopped"] == [4]
+    monkeypatch.setattr(train, "random_caption", real_caption)
+    assert train.main(["--out", str(cut), "--steps", "1000"] + args) == 0
+
+    def marks(out):
+        rows = _rows(out)
+        return ([r["step"] for r in rows if r.get("msg") == "pairs begin"],
+                [r["step"] for r in rows if r.get("msg") == "stopped"][-1])
+
+    (begun_whole,), stopped_whole = marks(whole)
+    (begun_cut,), stopped_cut = marks(cut)
+    assert 4 < begun_whole and abs(begun_cut - begun_whole) <= 2 and abs(stopped_cut - stopped_whole) <= 2
+
+
 def test_time_schedule_needs_minutes(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--out", str(tmp_path / "run"), "--time-schedule", "--steps", "5"] + SMALL)
