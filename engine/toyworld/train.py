@@ -443,8 +443,9 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         _save(lat, lat_path)
         _log(out, phase="latents", n=len(z), std=round(float(z.float().std()), 4), scaling=round(lat["scaling"], 4))
     args.scaling = lat["scaling"]
-    masks = None
-    if "masks" in lat:  # runs from before the masks were kept render a paired picture's mask when first drawn
+    masks = None   # only paired panels that read the partner's creature patches need them (98 MB unpacked)
+    if "masks" in lat and args.pairs > 0 and args.pair_keys == "subject":
+        # runs from before the masks were kept render a paired picture's mask when first drawn
         masks = torch.from_numpy(np.unpackbits(lat["masks"].numpy(), axis=-1).astype(bool))
     train_unet(args, out, lat["latents"], creatures, masks)
     return 0
