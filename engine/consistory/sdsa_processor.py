@@ -10,9 +10,12 @@ indices; each half reads the same half of the sources. When nothing is active th
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .run_state import RunState
 from .unet_layers import LayerInfo
@@ -20,9 +23,17 @@ from .unet_layers import LayerInfo
 __all__ = ["SelfAttentionProcessor", "attend", "finish_output"]
 
 
-def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+# Shared attention's key count changes with every step's dropout draw. PyTorch's cuDNN attention builds an
+# execution graph per new shape (about 60 ms on an H200, against 0.1-0.8 ms for the call itself), so these calls
+# use the kernels that take any length as it comes (tests/bench/bench_shared_attention.py measures both).
+_ANY_LENGTH = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+           varying: bool = False) -> torch.Tensor:
     """SDPA over (B, Lq, H*D) queries and (B, Lk, H*D) keys/values → (B, Lq, H*D); ``mask``: an optional boolean
-    (B, 1, 1, Lk) key mask (True: attend) that broadcasts over heads and queries."""
+    (B, 1, 1, Lk) key mask (True: attend) that broadcasts over heads and queries; ``varying``: Lk changes from call
+    to call (on CUDA, no backend that compiles per shape)."""
     b, lq, inner = q.shape
     d = inner // attn.heads
     q = q.view(b, lq, attn.heads, d).transpose(1, 2)
@@ -32,7 +43,8 @@ def attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
         q = attn.norm_q(q)
     if attn.norm_k is not None:
         k = attn.norm_k(k)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
+    with sdpa_kernel(_ANY_LENGTH) if varying and q.is_cuda else contextlib.nullcontext():
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
     return out.transpose(1, 2).reshape(b, lq, inner).to(q.dtype)
 
 
@@ -106,7 +118,9 @@ class SelfAttentionProcessor:
 
     def _shared_attention(self, attn, x, q, k, v) -> torch.Tensor:
         """Images that read the same source patches are attended to together: each one's own P keys followed by
-        the shared gathered keys (the same for the whole group), one SDPA call per group."""
+        the shared gathered keys (the same for the whole group), one SDPA call per group. Within the batch the keys
+        and values of a group are one gather each (``RunState.group_gather``); saved anchors (an identity bank) are
+        appended to them."""
         st = self.state
         n = st.n_images
         halves = x.shape[0] // n
@@ -114,10 +128,8 @@ class SelfAttentionProcessor:
         factor = st.factor_of(p)
         inner = q.shape[-1]
         qh = q.view(halves, n, p, inner)
-        kh = k.view(halves, n, p, inner)
-        vh = v.view(halves, n, p, inner)
-        kf = kh.reshape(halves, n * p, inner)
-        vf = vh.reshape(halves, n * p, inner)
+        kf = k.view(halves, n * p, inner)
+        vf = v.view(halves, n * p, inner)
         groups = st.key_groups.get(factor) if st.sharing() else None
         if groups is None:
             groups = [(list(range(n)), None)]
@@ -128,26 +140,20 @@ class SelfAttentionProcessor:
         for images, index in groups:
             g = len(images)
             sel = slice(images[0], images[0] + g) if images == list(range(images[0], images[0] + g)) else images
-            ks, vs = [], []
-            if index is not None and index.numel():
-                ks.append(kf[:, index])
-                vs.append(vf[:, index])
+            gather = st.group_gather(factor, images, index, p)      # (g * (P + L),) flat rows of kf
+            length = gather.numel() // g
+            kg = kf[:, gather].view(halves, g, length, inner)
+            vg = vf[:, gather].view(halves, g, length, inner)
             if ext_k is not None:
                 ext = ext_index[images[0]]
                 # a bank gives every image the same index object; comparing values would make the host wait
                 if any(ext_index[i] is not ext and not torch.equal(ext_index[i], ext) for i in images[1:]):
                     raise RuntimeError("images of one key group read different saved anchors")
                 if ext.numel():
-                    ks.append(ext_k[:, ext])
-                    vs.append(ext_v[:, ext])
+                    size = (halves, g, ext.numel(), inner)
+                    kg = torch.cat([kg, ext_k[:, ext].unsqueeze(1).expand(size)], 2)
+                    vg = torch.cat([vg, ext_v[:, ext].unsqueeze(1).expand(size)], 2)
             qg = qh[:, sel].reshape(halves * g, p, inner)
-            if not ks:
-                out[:, sel] = attend(attn, qg, kh[:, sel].reshape(halves * g, p, inner),
-                                     vh[:, sel].reshape(halves * g, p, inner)).view(halves, g, p, inner)
-                continue
-            shared_k, shared_v = torch.cat(ks, 1), torch.cat(vs, 1)          # (halves, L, inner)
-            size = (halves, g, shared_k.shape[1], inner)
-            kg = torch.cat([kh[:, sel], shared_k.unsqueeze(1).expand(size)], 2).reshape(halves * g, -1, inner)
-            vg = torch.cat([vh[:, sel], shared_v.unsqueeze(1).expand(size)], 2).reshape(halves * g, -1, inner)
-            out[:, sel] = attend(attn, qg, kg, vg).view(halves, g, p, inner)
+            out[:, sel] = attend(attn, qg, kg.reshape(halves * g, -1, inner), vg.reshape(halves * g, -1, inner),
+                                 varying=True).view(halves, g, p, inner)
         return out.view(halves * n, p, inner)

@@ -234,6 +234,9 @@ def profile_modes(names: list[str], model, spec, out_dir: Path) -> dict[str, Any
         events = prof.key_averages()
         sort = "self_device_time_total" if cuda else "self_cpu_time_total"
         (out_dir / f"profile_{name}.txt").write_text(events.table(sort_by=sort, row_limit=40), encoding="utf-8")
+        if cuda:  # where the host's time goes: Python, launches, waits
+            (out_dir / f"profile_{name}_host.txt").write_text(
+                events.table(sort_by="self_cpu_time_total", row_limit=40), encoding="utf-8")
         rows[f"{name}_prof_wall_s"] = round(wall, 4)
         rows[f"{name}_prof_syncs"] = sum(e.count for e in events if e.key in _SYNC_CALLS)
         rows[f"{name}_prof_ops"] = sum(e.count for e in events if e.key.startswith("aten::"))
@@ -350,6 +353,22 @@ def run_all(args) -> dict[str, Any]:
     return info | derived_rows(res)
 
 
+def _sdpa_backends(spec: str | None):
+    """A context allowing only the named ``scaled_dot_product_attention`` backends (all modes alike)."""
+    import contextlib
+
+    if not spec:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    names = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+             "math": "MATH"}
+    unknown = [b for b in spec.split(",") if b not in names]
+    if unknown:
+        raise SystemExit(f"Unknown --sdpa backend(s) {', '.join(unknown)}; known: {', '.join(names)}.")
+    return sdpa_kernel([getattr(SDPBackend, names[b]) for b in spec.split(",")])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -368,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="after the timings, profile one more run of each mode; tables go to DIR/profile_<mode>.txt")
     p.add_argument("--profile-steps", type=int, default=12,
                    help="steps of each profiled run (default 12: every phase of the method, a quarter of the time)")
+    p.add_argument("--sdpa", default=None, metavar="B,B",
+                   help="allow only these attention backends in every mode (flash, efficient, cudnn, math); "
+                        "default: PyTorch's own choice")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (default: aligned text)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
@@ -375,9 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = [a for a in argv if a != "--json"]
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    if args.only:
-        return _child(args)
-    rows = run_all(args)
+    with _sdpa_backends(args.sdpa):
+        if args.only:
+            return _child(args)
+        rows = run_all(args)
+    rows["sdpa_backends"] = args.sdpa or "default"
     from bench_report import print_rows  # tests/bench is the script's folder
 
     print_rows(rows, args.json)
