@@ -268,6 +268,75 @@ def test_panels_that_read_the_same_anchors_are_attended_together_with_the_same_r
     assert torch.allclose(grouped, single, atol=1e-6)
 
 
+def test_key_groups_follow_the_sources_and_give_the_per_image_result():
+    """Two subjects: panel 4 shows only the first, so it reads the anchors' first-subject patches only and gets a
+    group of its own; panels 2 and 3 read both subjects' patches together."""
+    n = 5
+    sources = source_matrix(n, 2).unsqueeze(0).repeat(2, 1, 1)
+    sources[1, 4] = False
+    masks = torch.zeros(2, n, 16, dtype=torch.bool)
+    masks[0, :, :6] = True
+    masks[1, :, 10:] = True
+    st = _state(n=n, masks=masks, dropout=0.5)
+    st.sources = sources
+    st.token_weights = torch.zeros(2, n, 77)
+    for name in ("source_groups", "device_sources"):
+        st.__dict__.pop(name, None)
+    st.begin_step(2)
+    groups = st.key_groups[1]
+    assert [images for images, _ in groups] == [[0], [1], [2, 3], [4]]
+    assert st.key_index[1][4].numel() < st.key_index[1][2].numel()
+    assert all(torch.equal(index, st.key_index[1][images[0]]) for images, index in groups)
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+    attn, x = _layer_and_input(n=n)
+    with torch.no_grad():
+        grouped = proc(attn, x)
+        st.key_groups[1] = [([i], st.key_index[1][i]) for i in range(n)]
+        single = proc(attn, x)
+    assert torch.allclose(grouped, single, atol=1e-6)
+
+
+def test_shared_attention_never_asks_for_a_backend_that_compiles_per_key_length():
+    """The shared calls' key count changes every step; on CUDA they rule out cuDNN attention (a graph built per new
+    shape, about 60 ms each on an H200) and keep the kernels that take any length. Plain calls are left alone."""
+    from torch.nn.attention import SDPBackend
+
+    from engine.consistory import sdsa_processor
+
+    assert SDPBackend.CUDNN_ATTENTION not in sdsa_processor._ANY_LENGTH
+    assert SDPBackend.FLASH_ATTENTION in sdsa_processor._ANY_LENGTH and SDPBackend.MATH in sdsa_processor._ANY_LENGTH
+    attn, x = _layer_and_input()
+    q, k = attn.to_q(x), attn.to_k(x)
+    with torch.no_grad():  # on the CPU the choice is PyTorch's own either way: the same numbers
+        assert torch.equal(sdsa_processor.attend(attn, q, k, k, varying=True), sdsa_processor.attend(attn, q, k, k))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_shared_attention_runs_no_cudnn_attention_kernel():
+    from torch.profiler import ProfilerActivity, profile
+
+    n = 5
+    st = _state(n=n, masks=torch.ones(1, n, 64, dtype=torch.bool), dropout=0.5, hw=(8, 8))
+    st.device = torch.device("cuda")
+    st.masks = {1: st.masks[1].cuda()}
+    st.keep_tables.clear()
+    st.__dict__.pop("device_sources", None)
+    st.begin_step(2)
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+    torch.manual_seed(0)
+    attn = Attention(query_dim=64, heads=1, dim_head=64).cuda().half()
+    x = torch.randn(2 * n, 64, 64, device="cuda", dtype=torch.float16)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        proc(attn, x)
+        torch.cuda.synchronize()
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::scaled_dot_product_attention" in ops
+    assert not any("cudnn_attention" in op for op in ops), sorted(ops)
+
+
 def test_a_vanilla_copy_in_the_same_call_equals_a_separate_vanilla_pass():
     full = torch.ones(1, 3, 16, dtype=torch.bool)
     st = _state(masks=full, query_blend=True)
