@@ -156,3 +156,43 @@ def test_paired_panels_read_the_masks_the_data_phase_drew(prelude, tmp_path, mon
     for indices, masks in seen:
         assert torch.equal(masks, torch.stack([torch.from_numpy(render(c).mask) for c in
                                                (train.make_creatures(160, TRAIN_SEED, 0.5)[i] for i in indices)]))
+
+
+def _top_proj_out(out) -> list[torch.Tensor]:
+    state = torch.load(out / "unet.pt", weights_only=False)
+    return [v for k, v in state["unet"].items() if k.endswith("proj_out.weight")
+            and (k.startswith("down_blocks.0.") or k.startswith("up_blocks.2."))]
+
+
+def test_the_32x32_attention_is_skipped_first_then_joins_as_a_no_op_and_learns(prelude, tmp_path):
+    """--attn32-from: while skipped, the 32x32 blocks get no gradient (their zeroed output projection stays zero,
+    as it would not if they ran); once they join, it learns."""
+    args = SMALL + ["--resume", "--attn32", "--heads32", "1", "--lr", "1e-3"]
+    skipped, joined = tmp_path / "skipped", tmp_path / "joined"
+    assert train.main(["--out", _from(prelude, skipped), "--steps", "3", "--attn32-from", "0.99"] + args) == 0
+    tops = _top_proj_out(skipped)
+    assert len(tops) == 3 and all(not t.any() for t in tops)   # one down, two up
+    assert not [r for r in _rows(skipped) if r.get("msg") == "32x32 attention begin"]
+    assert train.main(["--out", _from(prelude, joined), "--steps", "4", "--attn32-from", "0.5"] + args) == 0
+    assert [r["step"] for r in _rows(joined) if r.get("msg") == "32x32 attention begin"] == [2]
+    assert all(t.abs().sum() > 0 for t in _top_proj_out(joined))
+
+
+def test_attn32_from_needs_the_32x32_attention(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "run"), "--attn32-from", "0.5", "--steps", "5"] + SMALL)
+    assert "--attn32-from 0.5 must be in [0, 1), with --attn32" in capsys.readouterr().err
+
+
+def test_subject_weight_weighs_the_creature_and_needs_the_kept_masks(prelude, tmp_path, capsys):
+    args = SMALL + ["--resume", "--steps", "2", "--pairs", "0"]
+    plain, weighted = tmp_path / "plain", tmp_path / "weighted"
+    assert train.main(["--out", _from(prelude, plain)] + args) == 0
+    assert train.main(["--out", _from(prelude, weighted), "--subject-weight", "4"] + args) == 0
+    loss = [[r["loss"] for r in _rows(out) if "loss" in r] for out in (plain, weighted)]
+    assert len(loss[0]) == 2 and loss[0] != loss[1]   # same pictures, same noise: only the weights differ
+    lat = torch.load(prelude / "latents.pt", weights_only=False)
+    old = {k: v for k, v in lat.items() if k != "masks"}
+    with pytest.raises(SystemExit):
+        train.main(["--out", _from(prelude, tmp_path / "old", old), "--subject-weight", "4"] + args)
+    assert "--subject-weight needs the creature masks" in capsys.readouterr().err
