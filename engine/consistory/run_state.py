@@ -78,6 +78,8 @@ class RunState:
     external: object | None = None        # identity bank (anchors outside the batch), see identity_bank.py
     mask_last: int | None = None          # the last step whose masks are used when no image of the batch is read
     gathers: dict[tuple, tuple] = field(default_factory=dict)  # (factor, images) -> (index, gather), this step
+    tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # P (tokens per image)
+    # -> (N, Lmax) int32 padded key_index and (N,) lengths, for the one-call kernel (gathered_attention.py)
 
     # -- schedule -------------------------------------------------------------------------------------------
     @property
@@ -171,6 +173,7 @@ class RunState:
         self.key_groups = {}
         self.dropped = {}
         self.gathers = {}
+        self.tables = {}
         if not (self.config.share and self.share_on) or step < 1:
             return
         if not self.reads_any:   # nobody in the batch is read: no masks, dropout or gathering needed
@@ -216,7 +219,23 @@ class RunState:
         nz = allowed.reshape(n, n * p).nonzero()
         counts = torch.bincount(nz[:, 0], minlength=n).tolist()
         per_image = list(nz[:, 1].split(counts))
+        self.tables[p] = self._table(nz, counts)
         return per_image, [(images, per_image[images[0]]) for images in self.source_groups]
+
+    def _table(self, nz: torch.Tensor, counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, Lmax) int32: row i holds image i's flat indices (``nz`` rows of image i, in order), zero-padded;
+        and (N,) int32 lengths. Built on the device from the indices already found, without a wait."""
+        n = len(counts)
+        starts = [0]
+        for c in counts[:-1]:
+            starts.append(starts[-1] + c)
+        lengths = torch.tensor(counts, dtype=torch.int32).to(self.device, non_blocking=True)
+        table = torch.zeros(n, max(max(counts, default=0), 1), dtype=torch.int32, device=self.device)
+        if nz.shape[0]:
+            offset = torch.tensor(starts, dtype=torch.long).to(self.device, non_blocking=True)
+            pos = torch.arange(nz.shape[0], device=self.device) - offset[nz[:, 0]]
+            table[nz[:, 0], pos] = nz[:, 1].to(torch.int32)
+        return table, lengths
 
     @cached_property
     def device_sources(self) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from . import gathered_attention as fused
 from .run_state import RunState
 from .unet_layers import LayerInfo
 
@@ -136,6 +137,8 @@ class SelfAttentionProcessor:
         ext_k = ext_v = ext_index = None
         if st.external is not None and st.external.active(st):
             ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, factor)
+        elif st.sharing() and p in st.tables and attn.norm_q is None and attn.norm_k is None and fused.available(q):
+            return fused.gathered_attention(q, k, v, attn.heads, n, *st.tables[p])   # all groups in one call
         out = torch.empty_like(qh)
         for images, index in groups:
             g = len(images)

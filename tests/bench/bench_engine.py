@@ -145,8 +145,20 @@ def _ablation(changes: dict[str, Any]) -> Callable[[Any, Any], list]:
     return lambda model, spec: mode_consistory(model, spec, **changes)
 
 
+def mode_consistory_portable(model, spec) -> list:
+    """ConsiStory with the shared attention's one-call kernel off (one SDPA call per key group): the same set."""
+    from engine.consistory import gathered_attention
+
+    gathered_attention.ENABLED = False
+    try:
+        return mode_consistory(model, spec)
+    finally:
+        gathered_attention.ENABLED = True
+
+
 MODES: dict[str, Callable[[Any, Any], list]] = {
     "vanilla": mode_vanilla, "stock": mode_stock, "consistory": mode_consistory,
+    "consistory_portable": mode_consistory_portable,
     "vanilla_single": mode_vanilla_single, "identity_panel": mode_identity_panel,
     **{f"consistory_{name}": _ablation(changes) for name, changes in ABLATIONS.items()}}
 

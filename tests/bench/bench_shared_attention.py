@@ -6,7 +6,9 @@ the shapes of a real set (default: SDXL at 1024x1024, 2 anchors + 3 panels, both
 For each decoder resolution (``--layers``: grid side, channels, heads) it reports, per layer call:
 - ``plain``: diffusers' ``AttnProcessor2_0`` on the whole batch;
 - ``shared``: ``SelfAttentionProcessor`` with a real ``RunState``: new dropout draws every call (``vary``: key
-  lengths change from call to call, as in a run) or the same draws every call (``fixed``);
+  lengths change from call to call, as in a run) or the same draws every call (``fixed``); where the one-call kernel
+  serves (``gathered_attention.py``: CUDA, half precision, Triton), ``shared_portable_*`` is the same with it off
+  (one SDPA call per key group);
 - ``sdpa_<backend>``: the largest group's SDPA call alone under each backend PyTorch offers (``default`` is
   PyTorch's own choice, printed as ``chosen``), again with varying and fixed key lengths.
 
@@ -29,6 +31,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0  # noqa: E402
 
+from engine.consistory import gathered_attention  # noqa: E402
 from engine.consistory.config import ConsistoryConfig  # noqa: E402
 from engine.consistory.run_state import RunState, source_matrix  # noqa: E402
 from engine.consistory.sdsa_processor import SelfAttentionProcessor  # noqa: E402
@@ -109,6 +112,18 @@ def bench_layer(side: int, channels: int, heads: int, args) -> dict[str, object]
         row["shared_fixed"] = timed(lambda: proc(attn, x), args.iters, cuda)
         row["shared_vary"] = timed(lambda: proc(attn, x), args.iters, cuda,
                                    before=lambda i: st.begin_step(1 + i % (args.steps - 1)))
+        if gathered_attention.available(x):
+            gathered_attention.ENABLED = False
+            row["shared_portable_fixed"] = timed(lambda: proc(attn, x), args.iters, cuda)
+            row["shared_portable_vary"] = timed(lambda: proc(attn, x), args.iters, cuda,
+                                                before=lambda i: st.begin_step(1 + i % (args.steps - 1)))
+            gathered_attention.ENABLED = True
+            st.begin_step(1)
+            with torch.no_grad():
+                fused_out = proc(attn, x)
+                gathered_attention.ENABLED = False
+                row["fused_vs_portable_max_abs"] = float((fused_out.float() - proc(attn, x).float()).abs().max())
+                gathered_attention.ENABLED = True
         row["shared_vary_begin_step_only"] = timed(lambda: None, args.iters, cuda,
                                                    before=lambda i: st.begin_step(1 + i % (args.steps - 1)))
         # the largest group's SDPA call alone: (2 * panels, heads, P, d) queries against P + L keys

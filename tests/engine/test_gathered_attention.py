@@ -1,0 +1,139 @@
+"""The one-call shared attention kernel (``engine/consistory/gathered_attention.py``) against the portable path
+(one SDPA call per key group): the same outputs, from the same per-step index tables. The kernel runs on CUDA; on a
+CPU it runs in Triton's interpreter where Triton is installed (a subprocess, since the interpreter is chosen when
+the kernel is defined)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.consistory.config import ConsistoryConfig
+from engine.consistory.run_state import RunState, source_matrix
+from engine.consistory.unet_layers import UNetLayout
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _state(n=5, anchors=2, hw=(4, 5), dropout=0.5, device="cpu"):
+    layout = UNetLayout(layers={}, coarse=1, fine=1, decoder_factors=(1,), dift_block=0)
+    st = RunState(config=ConsistoryConfig(anchors=anchors, dropout=dropout), layout=layout, n_images=n,
+                  seeds=tuple(range(n)), latent_hw=hw, n_steps=10, do_cfg=True, token_weights=torch.zeros(1, n, 77),
+                  sources=source_matrix(n, anchors).unsqueeze(0), device=torch.device(device))
+    masks = torch.zeros(1, n, hw[0] * hw[1], dtype=torch.bool)
+    masks[0, :, 3:15] = True
+    st.masks = {1: masks.to(device)}
+    st.begin_step(2)
+    return st
+
+
+def test_index_tables_hold_each_images_key_index_padded():
+    st = _state(anchors=1)   # the one anchor reads nobody: an empty row
+    p = 20
+    table, lengths = st.tables[p]
+    assert table.dtype == torch.int32 and lengths.tolist() == [t.numel() for t in st.key_index[1]]
+    assert lengths[0] == 0 and (lengths[1:] > 0).all()
+    for i, index in enumerate(st.key_index[1]):
+        assert torch.equal(table[i, :index.numel()].long(), index)
+        assert not table[i, index.numel():].any()
+    st.begin_step(3)   # a new step: new draws, new tables
+    assert not torch.equal(st.tables[p][0], table)
+
+
+_SCRIPT = textwrap.dedent('''
+    import builtins, os, sys
+    import numpy as np
+    import torch
+    import triton.runtime.interpreter as ti
+
+    # Triton's interpreter reads scalar arguments as 1-element arrays, which NumPy 2 no longer turns into an int
+    _patch = ti._patch_lang_tensor
+    def _patched(tensor, scope):
+        _patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: builtins.int(np.asarray(self.handle.data).reshape(-1)[0]))
+    ti._patch_lang_tensor = _patched
+
+    sys.path.insert(0, sys.argv[1])
+    from diffusers.models.attention_processor import Attention
+    from engine.consistory import gathered_attention as fused
+    from engine.consistory.sdsa_processor import SelfAttentionProcessor
+    from engine.consistory.unet_layers import LayerInfo
+    from tests.engine.test_gathered_attention import _state
+
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    worst = 0.0
+    for anchors, heads, dim_head in [(2, 2, 8), (1, 1, 10), (3, 2, 16)]:
+        st = _state(anchors=anchors)
+        torch.manual_seed(anchors)
+        attn = Attention(query_dim=heads * dim_head, heads=heads, dim_head=dim_head)
+        x = torch.randn(10, 20, heads * dim_head)
+        proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+        with torch.no_grad():
+            assert fused.available(x)
+            one_call = proc(attn, x)
+            fused.ENABLED = False
+            grouped = proc(attn, x)
+            fused.ENABLED = True
+        worst = max(worst, (one_call - grouped).abs().max().item())
+    print("max difference", worst)
+    assert worst < 1e-5, worst
+''')
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton (its interpreter on a CPU)")
+def test_the_kernel_equals_the_grouped_calls_in_tritons_interpreter(tmp_path):
+    script = tmp_path / "check.py"
+    script.write_text(_SCRIPT)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(ROOT)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "max difference" in done.stdout
+
+
+def test_without_triton_or_off_cuda_the_portable_path_runs(monkeypatch):
+    from engine.consistory import gathered_attention as fused
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert not fused.available(torch.zeros(2, 2, dtype=torch.float16))   # a CPU tensor
+    monkeypatch.setattr(fused, "_triton", lambda: None)
+    assert not fused.available(torch.zeros(2, 2, dtype=torch.float16))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("triton") is None,
+                    reason="needs a CUDA device and Triton")
+def test_on_a_gpu_one_kernel_call_gives_the_grouped_result():
+    from diffusers.models.attention_processor import Attention
+    from torch.profiler import ProfilerActivity, profile
+
+    from engine.consistory import gathered_attention as fused
+    from engine.consistory.sdsa_processor import SelfAttentionProcessor
+    from engine.consistory.unet_layers import LayerInfo
+
+    st = _state(hw=(32, 32), device="cuda")
+    st.masks = {1: torch.rand(1, 5, 1024, device="cuda") < 0.35}
+    st.begin_step(2)
+    info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
+    proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
+    torch.manual_seed(0)
+    attn = Attention(query_dim=640, heads=10, dim_head=64).cuda().half()
+    x = torch.randn(10, 1024, 640, device="cuda", dtype=torch.float16)
+    with torch.no_grad():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            one_call = proc(attn, x)
+            torch.cuda.synchronize()
+        fused.ENABLED = False
+        try:
+            grouped = proc(attn, x)
+        finally:
+            fused.ENABLED = True
+    assert "aten::scaled_dot_product_attention" not in {e.key for e in prof.key_averages()}
+    assert (one_call.float() - grouped.float()).abs().max().item() < 2e-3
