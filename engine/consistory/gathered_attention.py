@@ -16,11 +16,14 @@ patches it reads within its own half (``RunState.key_index``), padded; ``lengths
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 import torch
 
-__all__ = ["ENABLED", "available", "gathered_attention", "index_table"]
+__all__ = ["ENABLED", "available", "gathered_attention", "index_table", "try_gathered_attention"]
+
+log = logging.getLogger(__name__)
 
 ENABLED = True   # benchmarks switch the kernel off to time the portable path
 
@@ -148,3 +151,16 @@ def gathered_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads:
                     v.stride(1), out.stride(0), out.stride(1), table.stride(0), n_images, p, heads, d, qk_scale,
                     BLOCK_D=block_d)
     return out
+
+
+def try_gathered_attention(*args, **kwargs) -> torch.Tensor | None:
+    """``gathered_attention``, or None when the kernel cannot be built or run here (a Triton or driver mismatch):
+    then it is switched off for the session, with one warning, and callers take the portable path."""
+    global ENABLED
+    try:
+        return gathered_attention(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any compiler or launch failure means: use the portable path
+        ENABLED = False
+        log.warning("shared attention: the one-call kernel failed (%s: %s); using one SDPA call per key group",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None

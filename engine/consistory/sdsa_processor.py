@@ -138,7 +138,9 @@ class SelfAttentionProcessor:
         if st.external is not None and st.external.active(st):
             ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, factor)
         elif st.sharing() and p in st.tables and attn.norm_q is None and attn.norm_k is None and fused.available(q):
-            return fused.gathered_attention(q, k, v, attn.heads, n, *st.tables[p])   # all groups in one call
+            out = fused.try_gathered_attention(q, k, v, attn.heads, n, *st.tables[p])   # all groups in one call
+            if out is not None:
+                return out
         out = torch.empty_like(qh)
         for images, index in groups:
             g = len(images)

@@ -137,3 +137,30 @@ def test_on_a_gpu_one_kernel_call_gives_the_grouped_result():
             fused.ENABLED = True
     assert "aten::scaled_dot_product_attention" not in {e.key for e in prof.key_averages()}
     assert (one_call.float() - grouped.float()).abs().max().item() < 2e-3
+
+
+def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(monkeypatch, caplog):
+    from diffusers.models.attention_processor import Attention
+
+    from engine.consistory import gathered_attention as fused
+    from engine.consistory.sdsa_processor import SelfAttentionProcessor
+    from engine.consistory.unet_layers import LayerInfo
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("PassManager::run failed\\nmore lines")
+
+    monkeypatch.setattr(fused, "available", lambda q: fused.ENABLED)
+    monkeypatch.setattr(fused, "gathered_attention", broken)
+    monkeypatch.setattr(fused, "ENABLED", True)
+    st = _state()
+    proc = SelfAttentionProcessor(st, LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1), sdsa=True,
+                                  inject=False)
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)
+    x = torch.randn(10, 20, 16)
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        first = proc(attn, x)
+        assert fused.ENABLED is False
+        assert torch.equal(first, proc(attn, x))   # the portable path, now without trying again
+    assert "the one-call kernel failed (RuntimeError: PassManager::run failed)" in caplog.text
+    assert caplog.text.count("one-call kernel failed") == 1
