@@ -13,7 +13,9 @@ first learns the look words on fully captioned pictures (pairs are captioned wit
 ``--twins-from F`` likewise draws only one-creature pictures for the first F (twins leave their look unsaid more
 often). ``--time-schedule`` lets those shares and the learning-rate decay follow the clock too, so a run cut by
 ``--minutes`` (a GPU run in minutes, where the speed is not known in advance) still ends fully decayed; its
-``--minutes`` count the whole UNet phase, so a resumed run goes on where the clock stood.
+``--minutes`` count the whole UNet phase, so a resumed run goes on where the clock stood. ``--attn32-from F``
+trains the first F without the 32x32 attention (about twice as fast a step on a CPU; it joins as a no-op), and
+``--subject-weight W`` weighs the loss on the creature's pixels W times the background's.
 Then ``python -m engine.toyworld.export`` ships the EMA weights.
 
 ``--init FOLDER`` starts from an exported toy model (a diffusers folder such as ``resources/models/toy``) instead of
