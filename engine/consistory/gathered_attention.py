@@ -86,29 +86,16 @@ def _kernel():
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-        # the image's own tokens: a contiguous block of rows
-        for start in range(0, P, BLOCK_N):
+        # key j < P is the image's own token j; key P + i is the source token IDX[img, i], a flat index t of this
+        # half: row half * N + t // P, position t % P
+        total = P + tl.load(LEN + img)
+        for start in range(0, total, BLOCK_N):
             offs_n = start + tl.arange(0, BLOCK_N)
-            mask_n = offs_n < P
-            kv_mask = mask_n[:, None] & mask_d[None, :]
-            k = tl.load(K + b * stride_kb + offs_n[:, None] * stride_kp + col[None, :], mask=kv_mask, other=0.0)
-            v = tl.load(V + b * stride_vb + offs_n[:, None] * stride_vp + col[None, :], mask=kv_mask, other=0.0)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            s = tl.where(mask_n[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            alpha = tl.exp2(m_i - m_new)
-            p = tl.exp2(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-            m_i = m_new
-        # the gathered source tokens: flat index t of this half -> row half * N + t // P, position t % P
-        length = tl.load(LEN + img)
-        for start in range(0, length, BLOCK_N):
-            offs_n = start + tl.arange(0, BLOCK_N)
-            mask_n = offs_n < length
-            t = tl.load(IDX + img * stride_idx + offs_n, mask=mask_n, other=0)
-            row = half * n_images + t // P
-            pos = t % P
+            own = offs_n < P
+            mask_n = offs_n < total
+            t = tl.load(IDX + img * stride_idx + (offs_n - P), mask=mask_n & ~own, other=0)
+            row = tl.where(own, b, half * n_images + t // P)
+            pos = tl.where(own, offs_n, t % P)
             kv_mask = mask_n[:, None] & mask_d[None, :]
             k = tl.load(K + row[:, None] * stride_kb + pos[:, None] * stride_kp + col[None, :], mask=kv_mask,
                         other=0.0)

@@ -147,7 +147,7 @@ def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(m
     from engine.consistory.unet_layers import LayerInfo
 
     def broken(*args, **kwargs):
-        raise RuntimeError("PassManager::run failed\\nmore lines")
+        raise RuntimeError("PassManager::run failed\nmore lines")
 
     monkeypatch.setattr(fused, "available", lambda q: fused.ENABLED)
     monkeypatch.setattr(fused, "gathered_attention", broken)
