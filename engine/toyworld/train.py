@@ -499,8 +499,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     masks = None   # only paired panels that read the partner's creature patches, or a weighted loss, need them
     needs_masks = (args.pairs > 0 and args.pair_keys == "subject") or args.subject_weight != 1.0
     if args.subject_weight != 1.0 and "masks" not in lat:
-        p.error(f"--subject-weight needs the creature masks that {lat_path} lacks (kept since session 12's data "
-                f"phase); draw the data again in a new --out.")
+        p.error(f"--subject-weight needs the creature masks that {lat_path} lacks (its data phase predates them); "
+                f"draw the data again in a new --out.")
     if "masks" in lat and needs_masks:
         # runs from before the masks were kept render a paired picture's mask when first drawn
         masks = torch.from_numpy(np.unpackbits(lat["masks"].numpy(), axis=-1).astype(bool))
