@@ -10,7 +10,7 @@ results agree to rounding, tests/engine/test_gathered_attention.py).
 
 Layouts: ``q``, ``k``, ``v`` and the output are (B, P, H*D) with B = halves * N rows (``[uncond; cond]``); row
 ``half * N + i`` is image i. ``table`` (N, Lmax) int32 holds, per image, the flat (N*P) token indices of the source
-patches it reads within its own half (``RunState.key_index``), padded; ``lengths`` (N,) int32 how many are real.
+patches it reads within its own half (``RunState.key_index``, built by ``RunState._table``), padded; ``lengths`` (N,) int32 how many are real.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 
 import torch
 
-__all__ = ["ENABLED", "available", "gathered_attention", "index_table", "try_gathered_attention"]
+__all__ = ["ENABLED", "available", "gathered_attention", "try_gathered_attention"]
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,6 @@ def available(q: torch.Tensor) -> bool:
     if os.environ.get("TRITON_INTERPRET") == "1":
         return True
     return q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)
-
-
-def index_table(per_image: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image index lists → (N, Lmax) int32 table (padded with 0) and (N,) int32 lengths."""
-    lengths = [int(t.numel()) for t in per_image]
-    table = torch.zeros(len(per_image), max(max(lengths, default=0), 1), dtype=torch.int32, device=device)
-    for i, t in enumerate(per_image):
-        if t.numel():
-            table[i, :t.numel()] = t.to(torch.int32)
-    return table, torch.tensor(lengths, dtype=torch.int32, device=device)
 
 
 @functools.cache

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 __all__ = ["MODES", "ABLATIONS", "mode_vanilla", "mode_stock", "mode_consistory", "mode_vanilla_single",
-           "mode_identity_panel", "measure_modes", "profile_modes", "derived_rows", "main"]
+           "mode_identity_panel", "measure_modes", "profile_modes", "derived_rows", "sdpa_backends", "main"]
 
 PROMPTS = ("a red fox in a snowy forest, storybook illustration", "a fox reading a book under a tree",
            "a fox sailing a small boat at sunset", "a fox wearing a yellow scarf in the city",
@@ -365,20 +365,28 @@ def run_all(args) -> dict[str, Any]:
     return info | derived_rows(res)
 
 
+def sdpa_backends() -> dict[str, Any]:
+    """The ``scaled_dot_product_attention`` backends this PyTorch has, by their short names."""
+    from torch.nn.attention import SDPBackend
+
+    names = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+             "math": "MATH"}
+    return {k: getattr(SDPBackend, v) for k, v in names.items() if hasattr(SDPBackend, v)}
+
+
 def _sdpa_backends(spec: str | None):
     """A context allowing only the named ``scaled_dot_product_attention`` backends (all modes alike)."""
     import contextlib
 
     if not spec:
         return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
-    names = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
-             "math": "MATH"}
-    unknown = [b for b in spec.split(",") if b not in names]
+    known = sdpa_backends()
+    unknown = [b for b in spec.split(",") if b not in known]
     if unknown:
-        raise SystemExit(f"Unknown --sdpa backend(s) {', '.join(unknown)}; known: {', '.join(names)}.")
-    return sdpa_kernel([getattr(SDPBackend, names[b]) for b in spec.split(",")])
+        raise SystemExit(f"Unknown --sdpa backend(s) {', '.join(unknown)}; known: {', '.join(known)}.")
+    return sdpa_kernel([known[b] for b in spec.split(",")])
 
 
 def main(argv: list[str] | None = None) -> int:

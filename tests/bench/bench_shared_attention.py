@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from bench_engine import sdpa_backends  # noqa: E402  (tests/bench is the script's folder)
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0  # noqa: E402
 
 from engine.consistory import gathered_attention  # noqa: E402
@@ -84,14 +85,6 @@ def timed(fn, iters: int, cuda: bool, before=None) -> dict[str, float]:
     return {"gpu_ms": round(host, 3), "host_ms": round(host, 3)}
 
 
-def backends() -> dict[str, object]:
-    from torch.nn.attention import SDPBackend
-
-    names = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
-             "math": "MATH"}
-    return {k: getattr(SDPBackend, v) for k, v in names.items() if hasattr(SDPBackend, v)}
-
-
 def bench_layer(side: int, channels: int, heads: int, args) -> dict[str, object]:
     from torch.nn.attention import sdpa_kernel
 
@@ -140,7 +133,7 @@ def bench_layer(side: int, channels: int, heads: int, args) -> dict[str, object]
         except Exception as exc:  # private API: report, do not fail
             row["chosen"] = repr(exc)
         length = {"n": fixed_len}
-        for name, backend in [("default", None), *backends().items()]:
+        for name, backend in [("default", None), *sdpa_backends().items()]:
             if name == "math" and p * fixed_len * b * heads > 2**31:
                 continue
             for how in ("fixed", "vary"):
