@@ -10,7 +10,8 @@ results agree to rounding, tests/engine/test_gathered_attention.py).
 
 Layouts: ``q``, ``k``, ``v`` and the output are (B, P, H*D) with B = halves * N rows (``[uncond; cond]``); row
 ``half * N + i`` is image i. ``table`` (N, Lmax) int32 holds, per image, the flat (N*P) token indices of the source
-patches it reads within its own half (``RunState.key_index``, built by ``RunState._table``), padded; ``lengths`` (N,) int32 how many are real.
+patches it reads within its own half (``RunState.key_index``, built by ``RunState._table``), padded; ``lengths``
+(N,) int32 how many are real.
 """
 
 from __future__ import annotations

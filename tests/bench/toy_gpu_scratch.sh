@@ -11,8 +11,8 @@
 #    trains half of each batch in paired panels at batch 64, lr 3e-4, for PAIR_MINUTES, as the shipped model's last
 #    run did on an H100; exported to OUT_DIR/model2 and judged again (OUT_DIR/fid2.png, fid2.txt);
 # 5. `bench_consistency.py --sets 40 --modes consistory,plain` on the last model (OUT_DIR/bench.json).
-# DEVICE=cpu with small PRELUDE_ARGS (e.g. "--n-train 600 --n-held 32 --vae-minutes 0.1 --vae-eval-every 20"), EVAL_N and BENCH_SETS
-# dry-runs it (tests do not run this script).
+# DEVICE=cpu with small PRELUDE_ARGS (e.g. "--n-train 600 --n-held 32 --vae-minutes 0.1 --vae-eval-every 20"),
+# EVAL_N and BENCH_SETS dry-runs it (tests do not run this script).
 set -u
 out=${1:-out/toy-gpu}
 minutes=${2:-5}
