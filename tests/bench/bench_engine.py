@@ -156,9 +156,34 @@ def mode_consistory_portable(model, spec) -> list:
         gathered_attention.ENABLED = True
 
 
+def mode_consistory_one_kernel(model, spec) -> list:
+    """ConsiStory with the shared attention in one Triton call per layer (own and source keys), instead of PyTorch's
+    attention over the own keys followed by the Triton kernel over the source keys: the same set."""
+    from engine.consistory import gathered_attention
+
+    gathered_attention.HYBRID = False
+    try:
+        return mode_consistory(model, spec)
+    finally:
+        gathered_attention.HYBRID = True
+
+
+def mode_consistory_two_calls(model, spec) -> list:
+    """ConsiStory with PyTorch's attention over the own keys then the Triton kernel over the source keys on every
+    decoder layer (by default only on layers of ``HYBRID_MIN_TOKENS`` tokens or more): the same set."""
+    from engine.consistory import gathered_attention
+
+    saved, gathered_attention.HYBRID_MIN_TOKENS = gathered_attention.HYBRID_MIN_TOKENS, 0
+    try:
+        return mode_consistory(model, spec)
+    finally:
+        gathered_attention.HYBRID_MIN_TOKENS = saved
+
+
 MODES: dict[str, Callable[[Any, Any], list]] = {
     "vanilla": mode_vanilla, "stock": mode_stock, "consistory": mode_consistory,
-    "consistory_portable": mode_consistory_portable,
+    "consistory_portable": mode_consistory_portable, "consistory_one_kernel": mode_consistory_one_kernel,
+    "consistory_two_calls": mode_consistory_two_calls,
     "vanilla_single": mode_vanilla_single, "identity_panel": mode_identity_panel,
     **{f"consistory_{name}": _ablation(changes) for name, changes in ABLATIONS.items()}}
 

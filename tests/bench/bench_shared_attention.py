@@ -7,8 +7,10 @@ For each decoder resolution (``--layers``: grid side, channels, heads) it report
 - ``plain``: diffusers' ``AttnProcessor2_0`` on the whole batch;
 - ``shared``: ``SelfAttentionProcessor`` with a real ``RunState``: new dropout draws every call (``vary``: key
   lengths change from call to call, as in a run) or the same draws every call (``fixed``); where the one-call kernel
-  serves (``gathered_attention.py``: CUDA, half precision, Triton), ``shared_portable_*`` is the same with it off
-  (one SDPA call per key group);
+  serves (``gathered_attention.py``: CUDA, half precision, Triton), ``shared_one_kernel_fixed`` and
+  ``shared_two_calls_fixed`` are the same in one Triton call (own keys too) and in two calls (PyTorch's attention over
+  the own keys, then Triton's over the source keys) whatever the layer's size, and ``shared_portable_*`` is the same
+  with the kernel off (one SDPA call per key group);
 - ``sdpa_<backend>``: the largest group's SDPA call alone under each backend PyTorch offers (``default`` is
   PyTorch's own choice, printed as ``chosen``), again with varying and fixed key lengths.
 
@@ -106,6 +108,12 @@ def bench_layer(side: int, channels: int, heads: int, args) -> dict[str, object]
         row["shared_vary"] = timed(lambda: proc(attn, x), args.iters, cuda,
                                    before=lambda i: st.begin_step(1 + i % (args.steps - 1)))
         if gathered_attention.available(x):
+            gathered_attention.HYBRID = False
+            row["shared_one_kernel_fixed"] = timed(lambda: proc(attn, x), args.iters, cuda)
+            gathered_attention.HYBRID = True
+            saved, gathered_attention.HYBRID_MIN_TOKENS = gathered_attention.HYBRID_MIN_TOKENS, 0
+            row["shared_two_calls_fixed"] = timed(lambda: proc(attn, x), args.iters, cuda)
+            gathered_attention.HYBRID_MIN_TOKENS = saved
             gathered_attention.ENABLED = False
             row["shared_portable_fixed"] = timed(lambda: proc(attn, x), args.iters, cuda)
             row["shared_portable_vary"] = timed(lambda: proc(attn, x), args.iters, cuda,

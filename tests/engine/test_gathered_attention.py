@@ -67,23 +67,29 @@ _SCRIPT = textwrap.dedent('''
     from engine.consistory.unet_layers import LayerInfo
     from tests.engine.test_gathered_attention import _state
 
+    fused.HYBRID_MIN_TOKENS = 0   # the two-call form on these small layers too
+
     info = LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1)
-    worst = 0.0
-    for anchors, heads, dim_head in [(2, 2, 8), (1, 1, 10), (3, 2, 16)]:
-        st = _state(anchors=anchors)
+    worst = {True: 0.0, False: 0.0}
+    # P = 20 leaves a partial block of own keys (BLOCK_N 16 here), P = 16 none
+    for anchors, heads, dim_head, hw in [(2, 2, 8, (4, 5)), (1, 1, 10, (4, 5)), (3, 2, 16, (4, 5)), (2, 2, 8, (4, 4))]:
+        st = _state(anchors=anchors, hw=hw)
         torch.manual_seed(anchors)
         attn = Attention(query_dim=heads * dim_head, heads=heads, dim_head=dim_head)
-        x = torch.randn(10, 20, heads * dim_head)
+        x = torch.randn(10, hw[0] * hw[1], heads * dim_head)
         proc = SelfAttentionProcessor(st, info, sdsa=True, inject=False)
         with torch.no_grad():
             assert fused.available(x)
-            one_call = proc(attn, x)
             fused.ENABLED = False
             grouped = proc(attn, x)
             fused.ENABLED = True
-        worst = max(worst, (one_call - grouped).abs().max().item())
+            for hybrid in (True, False):
+                fused.HYBRID = hybrid
+                out = proc(attn, x)
+                assert fused.HYBRID == hybrid and fused.ENABLED   # neither form switched itself off
+                worst[hybrid] = max(worst[hybrid], (out - grouped).abs().max().item())
     print("max difference", worst)
-    assert worst < 1e-5, worst
+    assert max(worst.values()) < 1e-5, worst
 ''')
 
 
@@ -110,7 +116,7 @@ def test_without_triton_or_off_cuda_the_portable_path_runs(monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("triton") is None,
                     reason="needs a CUDA device and Triton")
-def test_on_a_gpu_one_kernel_call_gives_the_grouped_result():
+def test_on_a_gpu_one_kernel_call_and_two_calls_give_the_grouped_result(monkeypatch):
     from diffusers.models.attention_processor import Attention
     from torch.profiler import ProfilerActivity, profile
 
@@ -126,17 +132,28 @@ def test_on_a_gpu_one_kernel_call_gives_the_grouped_result():
     torch.manual_seed(0)
     attn = Attention(query_dim=640, heads=10, dim_head=64).cuda().half()
     x = torch.randn(10, 1024, 640, device="cuda", dtype=torch.float16)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 0)   # two calls on this 32x32 layer too
+    monkeypatch.setattr(fused, "_checked", False)   # the first two-call result is compared with the one-call kernel
     with torch.no_grad():
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            one_call = proc(attn, x)
+            two_calls = proc(attn, x)
             torch.cuda.synchronize()
+        assert fused.HYBRID and fused.ENABLED, "the two-call form switched itself off (see the log)"
+        fused.HYBRID = False
+        try:
+            one_call = proc(attn, x)
+        finally:
+            fused.HYBRID = True
         fused.ENABLED = False
         try:
             grouped = proc(attn, x)
         finally:
             fused.ENABLED = True
-    assert "aten::scaled_dot_product_attention" not in {e.key for e in prof.key_averages()}
+    keys = {e.key for e in prof.key_averages()}
+    assert "aten::scaled_dot_product_attention" not in keys   # no per-group SDPA calls
+    assert keys & {"aten::_scaled_dot_product_cudnn_attention", "aten::_scaled_dot_product_flash_attention"}
     assert (one_call.float() - grouped.float()).abs().max().item() < 2e-3
+    assert (two_calls.float() - grouped.float()).abs().max().item() < 2e-3
 
 
 def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(monkeypatch, caplog):
@@ -152,6 +169,7 @@ def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(m
     monkeypatch.setattr(fused, "available", lambda q: fused.ENABLED)
     monkeypatch.setattr(fused, "gathered_attention", broken)
     monkeypatch.setattr(fused, "ENABLED", True)
+    monkeypatch.setattr(fused, "HYBRID", True)
     st = _state()
     proc = SelfAttentionProcessor(st, LayerInfo("up_blocks.0.x.attn1.processor", "up", 0, True, 1), sdsa=True,
                                   inject=False)
@@ -164,3 +182,91 @@ def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(m
         assert torch.equal(first, proc(attn, x))   # the portable path, now without trying again
     assert "the one-call kernel failed (RuntimeError: PassManager::run failed)" in caplog.text
     assert caplog.text.count("one-call kernel failed") == 1
+
+
+def _fake_kernel(calls, two_calls_offset=0.0):
+    """A stand-in for ``gathered_attention`` that records which form was asked for: the one-call form returns the
+    queries, the two-call form the queries plus ``two_calls_offset``."""
+    def kernel(q, k, v, heads, n_images, table, lengths, scale=None, own=None):
+        calls.append("two" if own is not None else "one")
+        return q + two_calls_offset if own is not None else q.clone()
+    return kernel
+
+
+def test_the_first_two_call_result_is_checked_once_against_the_one_call_kernel(monkeypatch, caplog):
+    from engine.consistory import gathered_attention as fused
+
+    calls = []
+    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
+    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
+    monkeypatch.setattr(fused, "HYBRID", True)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
+    monkeypatch.setattr(fused, "_checked", False)
+    q = torch.randn(4, 6, 8)
+    with caplog.at_level("WARNING"):
+        assert torch.equal(fused.try_gathered_attention(q, q, q, 2, 2, None, None), q)
+        assert torch.equal(fused.try_gathered_attention(q, q, q, 2, 2, None, None), q)
+    assert calls == ["two", "one", "two"] and fused.HYBRID and not caplog.text
+
+
+def test_a_two_call_result_that_disagrees_switches_that_form_off(monkeypatch, caplog):
+    from engine.consistory import gathered_attention as fused
+
+    calls = []
+    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls, two_calls_offset=0.5))
+    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
+    monkeypatch.setattr(fused, "HYBRID", True)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
+    monkeypatch.setattr(fused, "_checked", False)
+    q = torch.randn(4, 6, 8)
+    with caplog.at_level("WARNING"):
+        first = fused.try_gathered_attention(q, q, q, 2, 2, None, None)
+        second = fused.try_gathered_attention(q, q, q, 2, 2, None, None)
+    assert torch.equal(first, q) and torch.equal(second, q)   # the one-call results
+    assert calls == ["two", "one", "one"] and fused.HYBRID is False and fused.ENABLED
+    assert "the two-call form differs from the one-call kernel by 0.5" in caplog.text
+
+
+def test_an_own_token_attention_that_fails_leaves_the_one_call_kernel(monkeypatch, caplog):
+    from engine.consistory import gathered_attention as fused
+
+    def no_lse(*args):
+        raise RuntimeError("No available kernel. Aborting execution.\ndetails")
+
+    calls = []
+    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
+    monkeypatch.setattr(fused, "own_attention", no_lse)
+    monkeypatch.setattr(fused, "HYBRID", True)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
+    q = torch.randn(4, 6, 8)
+    with caplog.at_level("WARNING"):
+        assert torch.equal(fused.try_gathered_attention(q, q, q, 2, 2, None, None), q)
+    assert calls == ["one"] and fused.HYBRID is False and fused.ENABLED
+    assert "own-token attention with its log-sum-exp failed (No available kernel. Aborting execution.)" in caplog.text
+
+
+def test_own_token_attention_gives_the_softmax_output_and_its_log_sum_exp():
+    from engine.consistory.gathered_attention import own_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 7, 2 * 5) for _ in range(3))
+    o, lse = own_attention(q, k, v, heads=2, scale=0.3)
+    q4, k4, v4 = (t.view(3, 7, 2, 5).transpose(1, 2) for t in (q, k, v))
+    logits = q4 @ k4.transpose(-1, -2) * 0.3
+    assert o.shape == (3, 2, 7, 5) and lse.shape == (3, 2, 7)
+    assert torch.allclose(o, torch.nn.functional.scaled_dot_product_attention(q4, k4, v4, scale=0.3), atol=1e-6)
+    assert torch.allclose(lse, torch.logsumexp(logits, -1), atol=1e-6)
+
+
+def test_layers_with_fewer_tokens_than_the_threshold_take_the_one_call_kernel(monkeypatch):
+    from engine.consistory import gathered_attention as fused
+
+    calls = []
+    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
+    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
+    monkeypatch.setattr(fused, "HYBRID", True)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 7)
+    monkeypatch.setattr(fused, "_checked", True)
+    fused.try_gathered_attention(torch.randn(4, 6, 8), None, None, 2, 2, None, None)
+    fused.try_gathered_attention(torch.randn(4, 7, 8), None, None, 2, 2, None, None)
+    assert calls == ["one", "two"]
