@@ -29,6 +29,7 @@ from ..denoise_loop import _with_preview, decode_latents, denoise, generate_plai
     prepare, recipe_of
 from ..errors import OutOfMemoryError
 from ..request import GenerationResult, GenerationSpec, StepCallback, StepInfo
+from . import gathered_attention as fused
 from .cross_attention_store import CrossAttentionRecorder
 from .feature_injection import DiftCapture, DiftCaptured, batch_pool, plan_injection
 from .run_state import RunState, blend_steps, inject_steps, source_matrix
@@ -110,7 +111,8 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
         config=cfg, layout=layout, n_images=n, seeds=tuple(spec.seeds), latent_hw=tuple(latents.shape[-2:]),
         n_steps=n_steps, do_cfg=cond.do_cfg,
         token_weights=_token_weights(positions, n, cond.prompt_embeds.shape[1]).to(device),
-        sources=sources.to(device), device=device, external=bank)
+        sources=sources.to(device), device=device, external=bank,
+        tables_only=fused.available(torch.empty(0, device=device, dtype=unet.dtype)))
     if record is not None:
         state.record = record
         record["state"] = state

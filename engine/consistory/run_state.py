@@ -80,6 +80,8 @@ class RunState:
     gathers: dict[tuple, tuple] = field(default_factory=dict)  # (factor, images) -> (index, gather), this step
     tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # P (tokens per image)
     # -> (N, Lmax) int32 padded key_index and (N,) lengths, for the one-call kernel (gathered_attention.py)
+    tables_only: bool = False             # the kernel serves: build ``tables`` without a host wait; the per-image
+    # index lists and groups (the grouped SDPA calls) only when asked for (``groups``)
 
     # -- schedule -------------------------------------------------------------------------------------------
     @property
@@ -186,7 +188,18 @@ class RunState:
             return
         for factor in self.layout.decoder_factors:
             self.dropped[factor] = self.dropped_masks(factor, step)
+            if self.tables_only:
+                self.tables[self.dropped[factor].shape[-1]] = self.device_table(self.dropped[factor])
+                self.key_index[factor] = None   # built by ``groups`` if the grouped calls are needed after all
+            else:
+                self.key_index[factor], self.key_groups[factor] = self.shared_key_index(self.dropped[factor])
+
+    def groups(self, factor: int) -> list[tuple[list[int], torch.Tensor]] | None:
+        """This step's key groups at one resolution (``key_groups``); with ``tables_only`` built on first use, which
+        waits for the GPU once."""
+        if self.key_index.get(factor, ()) is None:
             self.key_index[factor], self.key_groups[factor] = self.shared_key_index(self.dropped[factor])
+        return self.key_groups.get(factor)
 
     def dropped_masks(self, factor: int, step: int) -> torch.Tensor:
         """(S, N, P) bool: each image's subject patches that others may read at this step (after dropout)."""
@@ -221,6 +234,19 @@ class RunState:
         per_image = list(nz[:, 1].split(counts))
         self.tables[p] = self._table(nz, counts)
         return per_image, [(images, per_image[images[0]]) for images in self.source_groups]
+
+    def device_table(self, dropped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_table``'s (N, L) int32 index rows and (N,) lengths, built without the host learning any length: row i
+        lists the flat (N*P) indices image i reads in ascending order (as ``nonzero`` gives them), padded to
+        L = N*P + 1 (the last column takes the scatter of the unread indices)."""
+        allowed = (self.device_sources.unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
+        n, _, p = allowed.shape
+        flat = allowed.reshape(n, n * p)
+        lengths = flat.sum(1, dtype=torch.int32)
+        slot = torch.where(flat, flat.cumsum(1) - 1, n * p)
+        table = torch.zeros(n, n * p + 1, dtype=torch.int32, device=flat.device)
+        table.scatter_(1, slot, torch.arange(n * p, dtype=torch.int32, device=flat.device).expand(n, -1))
+        return table, lengths
 
     def _table(self, nz: torch.Tensor, counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, Lmax) int32: row i holds image i's flat indices (``nz`` rows of image i, in order), zero-padded;

@@ -131,16 +131,16 @@ class SelfAttentionProcessor:
         qh = q.view(halves, n, p, inner)
         kf = k.view(halves, n * p, inner)
         vf = v.view(halves, n * p, inner)
-        groups = st.key_groups.get(factor) if st.sharing() else None
-        if groups is None:
-            groups = [(list(range(n)), None)]
         ext_k = ext_v = ext_index = None
         if st.external is not None and st.external.active(st):
             ext_k, ext_v, ext_index = st.external.keys_values(attn, self.layer.name, st, factor)
         elif st.sharing() and p in st.tables and attn.norm_q is None and attn.norm_k is None and fused.available(q):
-            out = fused.try_gathered_attention(q, k, v, attn.heads, n, *st.tables[p])   # all groups in one call
+            out = fused.try_gathered_attention(q, k, v, attn.heads, n, *st.tables[p])   # all groups at once
             if out is not None:
                 return out
+        groups = st.groups(factor) if st.sharing() else None
+        if groups is None:
+            groups = [(list(range(n)), None)]
         out = torch.empty_like(qh)
         for images, index in groups:
             g = len(images)

@@ -22,11 +22,12 @@ from engine.consistory.unet_layers import UNetLayout
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _state(n=5, anchors=2, hw=(4, 5), dropout=0.5, device="cpu"):
+def _state(n=5, anchors=2, hw=(4, 5), dropout=0.5, device="cpu", tables_only=False):
     layout = UNetLayout(layers={}, coarse=1, fine=1, decoder_factors=(1,), dift_block=0)
     st = RunState(config=ConsistoryConfig(anchors=anchors, dropout=dropout), layout=layout, n_images=n,
                   seeds=tuple(range(n)), latent_hw=hw, n_steps=10, do_cfg=True, token_weights=torch.zeros(1, n, 77),
-                  sources=source_matrix(n, anchors).unsqueeze(0), device=torch.device(device))
+                  sources=source_matrix(n, anchors).unsqueeze(0), device=torch.device(device),
+                  tables_only=tables_only)
     masks = torch.zeros(1, n, hw[0] * hw[1], dtype=torch.bool)
     masks[0, :, 3:15] = True
     st.masks = {1: masks.to(device)}
@@ -45,6 +46,28 @@ def test_index_tables_hold_each_images_key_index_padded():
         assert not table[i, index.numel():].any()
     st.begin_step(3)   # a new step: new draws, new tables
     assert not torch.equal(st.tables[p][0], table)
+
+
+@pytest.mark.parametrize("anchors", [1, 2, 4])
+def test_tables_built_without_host_waits_hold_the_same_rows(anchors):
+    from tests.engine.test_host_waits import _WaitCounter
+
+    st = _state(anchors=anchors)
+    free = _state(anchors=anchors, tables_only=True)
+    with _WaitCounter() as counter:
+        counter.inside = True
+        free.begin_step(3)
+    st.begin_step(3)
+    assert counter.counts == {}   # no nonzero, item or other wait while the tables were built
+    (table, lengths), (free_table, free_lengths) = st.tables[20], free.tables[20]
+    assert torch.equal(free_lengths, lengths) and free_table.dtype == torch.int32
+    for i, length in enumerate(lengths.tolist()):
+        assert torch.equal(free_table[i, :length], table[i, :length])
+    assert free.key_index[1] is None
+    # the grouped calls' lists, when asked for, are the ones built with host waits
+    as_lists = [[(imgs, idx.tolist()) for imgs, idx in state.groups(1)] for state in (free, st)]
+    assert as_lists[0] == as_lists[1]
+    assert all(torch.equal(a, b) for a, b in zip(free.key_index[1], st.key_index[1]))
 
 
 _SCRIPT = textwrap.dedent('''
@@ -88,6 +111,11 @@ _SCRIPT = textwrap.dedent('''
                 out = proc(attn, x)
                 assert fused.HYBRID == hybrid and fused.ENABLED   # neither form switched itself off
                 worst[hybrid] = max(worst[hybrid], (out - grouped).abs().max().item())
+            # the tables built without host waits serve the kernel the same way
+            st_free = _state(anchors=anchors, hw=hw, tables_only=True)
+            out = SelfAttentionProcessor(st_free, info, sdsa=True, inject=False)(attn, x)
+            assert st_free.key_index[1] is None   # the kernel needed no per-image lists
+            worst[False] = max(worst[False], (out - grouped).abs().max().item())
     print("max difference", worst)
     assert max(worst.values()) < 1e-5, worst
 ''')
@@ -270,3 +298,31 @@ def test_layers_with_fewer_tokens_than_the_threshold_take_the_one_call_kernel(mo
     fused.try_gathered_attention(torch.randn(4, 6, 8), None, None, 2, 2, None, None)
     fused.try_gathered_attention(torch.randn(4, 7, 8), None, None, 2, 2, None, None)
     assert calls == ["one", "two"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("triton") is None,
+                    reason="needs a CUDA device and Triton")
+def test_on_a_gpu_a_whole_set_takes_the_kernel_with_tables_built_without_waits():
+    import numpy as np
+
+    from engine.consistory import gathered_attention as fused
+    from engine.consistory.pipeline import generate_consistent
+    from engine.model_loader import load_model
+    from engine.request import GenerationSpec
+
+    model = load_model("tiny", device="cuda", dtype="fp16")
+    spec = GenerationSpec(prompts=("a photo of a fox", "a fox in the snow", "a fox reads a map"), seeds=(1, 2, 3),
+                          width=64, height=64, steps=6, subjects=("fox",), consistory=ConsistoryConfig())
+    record: dict = {}
+    kernel = generate_consistent(model, spec, record=record)
+    state = record["state"]
+    assert state.tables_only and fused.ENABLED   # the kernel served the set; it did not switch itself off
+    assert state.key_index and all(v is None for v in state.key_index.values())   # no per-image lists were built
+    fused.ENABLED = False
+    try:
+        grouped = generate_consistent(model, spec)
+    finally:
+        fused.ENABLED = True
+    diff = [np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)) for a, b in zip(kernel.images, grouped.images)]
+    assert max(d.mean() for d in diff) < 1.0 and max(d.max() for d in diff) <= 16   # fp16 rounding only
