@@ -3,7 +3,7 @@ gathered source tokens, read straight from the layer's keys and values through a
 
 The portable path (``sdsa_processor.SelfAttentionProcessor._shared_attention``) makes one SDPA call per key group,
 each with a gather, a query copy and an output copy; on an SDXL pass that is about 110 calls with small shapes whose
-key count changes every step. Here a layer takes two calls for all its rows:
+key count changes every step. Here a layer of ``HYBRID_MIN_TOKENS`` tokens or more takes two calls for all its rows:
 
 1. the own-token attention of every row, a plain fixed-shape self-attention, by PyTorch's fastest kernel (cuDNN's,
    else flash attention), asked for its log-sum-exp as well as its output;
@@ -21,8 +21,8 @@ agree to rounding, tests/engine/test_gathered_attention.py).
 
 Layouts: ``q``, ``k``, ``v`` and the output are (B, P, H*D) with B = halves * N rows (``[uncond; cond]``); row
 ``half * N + i`` is image i. ``table`` (N, Lmax) int32 holds, per image, the flat (N*P) token indices of the source
-patches it reads within its own half (``RunState.key_index``, built by ``RunState._table``), padded; ``lengths``
-(N,) int32 how many are real.
+patches it reads within its own half (``RunState.key_index``, built by ``RunState.device_table`` or ``_table``),
+padded; ``lengths`` (N,) int32 how many are real.
 """
 
 from __future__ import annotations
