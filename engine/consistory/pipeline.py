@@ -107,10 +107,11 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     if sources is None:
         sources = source_matrix(n, cfg.anchors).unsqueeze(0).repeat(len(spec.subjects), 1, 1)
     device = latents.device
+    weights = _token_weights(positions, n, cond.prompt_embeds.shape[1])
+    cols = weights.sum((0, 1)).nonzero().flatten()   # on the host, before any pass: the subject words' columns
     state = RunState(
         config=cfg, layout=layout, n_images=n, seeds=tuple(spec.seeds), latent_hw=tuple(latents.shape[-2:]),
-        n_steps=n_steps, do_cfg=cond.do_cfg,
-        token_weights=_token_weights(positions, n, cond.prompt_embeds.shape[1]).to(device),
+        n_steps=n_steps, do_cfg=cond.do_cfg, token_weights=weights[..., cols].to(device), token_cols=cols.to(device),
         sources=sources.to(device), device=device, external=bank,
         tables_only=fused.available(torch.empty(0, device=device, dtype=unet.dtype)))
     if record is not None:

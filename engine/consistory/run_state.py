@@ -53,7 +53,8 @@ class RunState:
     latent_hw: tuple[int, int]
     n_steps: int
     do_cfg: bool
-    token_weights: torch.Tensor           # (S, N, T) averaging weights over each subject's token positions
+    token_weights: torch.Tensor           # (S, N, T) averaging weights over each subject's token positions; (S, N, C)
+    # over the token columns ``token_cols`` when those are given (the only columns any subject reads)
     sources: torch.Tensor                 # (S, N, N) bool: per subject, who reads whom
     device: torch.device
     step: int = 0
@@ -80,6 +81,7 @@ class RunState:
     gathers: dict[tuple, tuple] = field(default_factory=dict)  # (factor, images) -> (index, gather), this step
     tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # P (tokens per image)
     # -> (N, Lmax) int32 padded key_index and (N,) lengths, for the one-call kernel (gathered_attention.py)
+    token_cols: torch.Tensor | None = None  # (C,) long: the prompt columns ``token_weights`` covers (None: all)
     tables_only: bool = False             # the kernel serves: build ``tables`` without a host wait; the per-image
     # index lists and groups (the grouped SDPA calls) only when asked for (``groups``)
 
