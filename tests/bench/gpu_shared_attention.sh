@@ -7,7 +7,7 @@
 # 2. the engine on the full-size SDXL architecture with random weights, 1024x1024 fp16, 50 steps, 2 anchors +
 #    3 panels, REPEATS (default 2) interleaved rounds of plain / ConsiStory (its default shared attention:
 #    gathered_attention.py) / the same with the shared attention in one Triton call on every layer / in two calls
-#    (PyTorch's attention, then Triton) on every layer / ConsiStory without sharing, then one
+#    (PyTorch's attention, then Triton) on every layer / ConsiStory without sharing / without FreeU, then one
 #    profiled 6-step run of each (tables: OUT_DIR/profile_<mode>.txt by GPU time, profile_<mode>_host.txt by host
 #    time). Targets: ratio_time <= 1.8, ratio_peak_mem <= 1.3.
 set -u
@@ -25,7 +25,7 @@ echo "rc=$? $(( $(date +%s) - t0 )) s"
 echo "== engine, 50 steps"
 "$py" tests/bench/bench_engine.py --model sdxl-random --size 1024x1024 --dtype fp16 --steps 50 --batch 5 \
     --repeats "$repeats" --device cuda --profile "$out" --profile-steps 6 \
-    --modes vanilla,consistory,consistory_one_kernel,consistory_two_calls,consistory_no_share \
+    --modes vanilla,consistory,consistory_one_kernel,consistory_two_calls,consistory_no_share,consistory_no_freeu \
     --json >"$out/bench_sdxl.json" 2>"$out/bench_sdxl.err"
 echo "rc=$? $(( $(date +%s) - t0 )) s"
 grep -E '"(ratio_[a-z_]+|[a-z_]+_s|[a-z_]+_peak_mb|[a-z_]+_passes|[a-z_]+_prof_[a-z_]+)"' "$out/bench_sdxl.json"
