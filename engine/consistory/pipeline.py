@@ -32,6 +32,7 @@ from ..request import GenerationResult, GenerationSpec, StepCallback, StepInfo
 from . import gathered_attention as fused
 from .cross_attention_store import CrossAttentionRecorder
 from .feature_injection import DiftCapture, DiftCaptured, batch_pool, plan_injection
+from .freeu import install_freeu
 from .run_state import RunState, blend_steps, inject_steps, source_matrix
 from .sdsa_processor import SelfAttentionProcessor
 from .subject_tokens import subject_token_positions
@@ -178,6 +179,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     preview = _with_preview(model, on_step, preview_every)
     current_scheduler = {"s": scheduler}
     freeu = cfg.freeu if cfg.freeu is not None else model.family == "sdxl"
+    freeu_hooks: list = []
     original = unet.attn_processors
     capture = DiftCapture(state, dift_step, stop=stop_at_dift and cfg.inject and dift_step == end1 - 1)
     hook = unet.up_blocks[layout.dift_block].register_forward_hook(capture) if cfg.inject else None
@@ -186,7 +188,7 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
     try:
         unet.set_attn_processor(processors)
         if freeu:
-            unet.enable_freeu(*cfg.freeu_params)
+            freeu_hooks = install_freeu(unet, *cfg.freeu_params)
         step_cb = None if preview is None else preview.info
         try:
             lat = denoise(model, latents, cond, scheduler, timesteps, stop_step=end1, before_unet=before_unet,
@@ -241,8 +243,8 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
         if stream is not None:
             stream.remove()
         state.dual = False
-        if freeu:
-            unet.disable_freeu()
+        for handle in freeu_hooks:
+            handle.remove()
         unet.set_attn_processor(original)
     hf, wf = state.grid(layout.fine)
     fine_masks = run1_masks.get(layout.fine)
