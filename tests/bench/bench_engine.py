@@ -145,39 +145,30 @@ def _ablation(changes: dict[str, Any]) -> Callable[[Any, Any], list]:
     return lambda model, spec: mode_consistory(model, spec, **changes)
 
 
-def mode_consistory_portable(model, spec) -> list:
-    """ConsiStory with the shared attention's one-call kernel off (one SDPA call per key group): the same set."""
-    from engine.consistory import gathered_attention
+def _shared_attention_setting(name: str, value: Any, doc: str) -> Callable[[Any, Any], list]:
+    """A ConsiStory mode with one setting of ``engine.consistory.gathered_attention`` changed for its run."""
+    def mode(model, spec) -> list:
+        from engine.consistory import gathered_attention
 
-    gathered_attention.ENABLED = False
-    try:
-        return mode_consistory(model, spec)
-    finally:
-        gathered_attention.ENABLED = True
+        saved = getattr(gathered_attention, name)
+        setattr(gathered_attention, name, value)
+        try:
+            return mode_consistory(model, spec)
+        finally:
+            setattr(gathered_attention, name, saved)
 
-
-def mode_consistory_one_kernel(model, spec) -> list:
-    """ConsiStory with the shared attention in one Triton call per layer (own and source keys), instead of PyTorch's
-    attention over the own keys followed by the Triton kernel over the source keys: the same set."""
-    from engine.consistory import gathered_attention
-
-    gathered_attention.HYBRID = False
-    try:
-        return mode_consistory(model, spec)
-    finally:
-        gathered_attention.HYBRID = True
+    mode.__doc__ = doc
+    return mode
 
 
-def mode_consistory_two_calls(model, spec) -> list:
-    """ConsiStory with PyTorch's attention over the own keys then the Triton kernel over the source keys on every
-    decoder layer (by default only on layers of ``HYBRID_MIN_TOKENS`` tokens or more): the same set."""
-    from engine.consistory import gathered_attention
-
-    saved, gathered_attention.HYBRID_MIN_TOKENS = gathered_attention.HYBRID_MIN_TOKENS, 0
-    try:
-        return mode_consistory(model, spec)
-    finally:
-        gathered_attention.HYBRID_MIN_TOKENS = saved
+mode_consistory_portable = _shared_attention_setting(
+    "ENABLED", False, "ConsiStory with the shared attention's kernel off (one SDPA call per key group): the same set.")
+mode_consistory_one_kernel = _shared_attention_setting(
+    "HYBRID", False, "ConsiStory with the shared attention in one Triton call per layer (own and source keys) on "
+    "every layer: the same set.")
+mode_consistory_two_calls = _shared_attention_setting(
+    "HYBRID_MIN_TOKENS", 0, "ConsiStory with PyTorch's attention over the own keys, then the Triton kernel over the "
+    "source keys, on every decoder layer (by default only from HYBRID_MIN_TOKENS tokens): the same set.")
 
 
 MODES: dict[str, Callable[[Any, Any], list]] = {

@@ -212,24 +212,29 @@ def test_a_kernel_that_fails_switches_itself_off_and_the_portable_path_answers(m
     assert caplog.text.count("one-call kernel failed") == 1
 
 
-def _fake_kernel(calls, two_calls_offset=0.0):
-    """A stand-in for ``gathered_attention`` that records which form was asked for: the one-call form returns the
-    queries, the two-call form the queries plus ``two_calls_offset``."""
+def _fake_forms(monkeypatch, two_calls_offset=0.0, own=None, min_tokens=6, checked=False) -> list[str]:
+    """Stand-ins for the kernel and the own-token attention: the one-call form returns the queries, the two-call form
+    the queries plus ``two_calls_offset``; returns the list that records which form each call asked for."""
+    from engine.consistory import gathered_attention as fused
+
+    calls: list[str] = []
+
     def kernel(q, k, v, heads, n_images, table, lengths, scale=None, own=None):
         calls.append("two" if own is not None else "one")
         return q + two_calls_offset if own is not None else q.clone()
-    return kernel
+
+    monkeypatch.setattr(fused, "gathered_attention", kernel)
+    monkeypatch.setattr(fused, "own_attention", own or (lambda *a: ("o", "lse")))
+    monkeypatch.setattr(fused, "HYBRID", True)
+    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", min_tokens)
+    monkeypatch.setattr(fused, "_checked", checked)
+    return calls
 
 
 def test_the_first_two_call_result_is_checked_once_against_the_one_call_kernel(monkeypatch, caplog):
     from engine.consistory import gathered_attention as fused
 
-    calls = []
-    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
-    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
-    monkeypatch.setattr(fused, "HYBRID", True)
-    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
-    monkeypatch.setattr(fused, "_checked", False)
+    calls = _fake_forms(monkeypatch)
     q = torch.randn(4, 6, 8)
     with caplog.at_level("WARNING"):
         assert torch.equal(fused.try_gathered_attention(q, q, q, 2, 2, None, None), q)
@@ -240,12 +245,7 @@ def test_the_first_two_call_result_is_checked_once_against_the_one_call_kernel(m
 def test_a_two_call_result_that_disagrees_switches_that_form_off(monkeypatch, caplog):
     from engine.consistory import gathered_attention as fused
 
-    calls = []
-    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls, two_calls_offset=0.5))
-    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
-    monkeypatch.setattr(fused, "HYBRID", True)
-    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
-    monkeypatch.setattr(fused, "_checked", False)
+    calls = _fake_forms(monkeypatch, two_calls_offset=0.5)
     q = torch.randn(4, 6, 8)
     with caplog.at_level("WARNING"):
         first = fused.try_gathered_attention(q, q, q, 2, 2, None, None)
@@ -261,11 +261,7 @@ def test_an_own_token_attention_that_fails_leaves_the_one_call_kernel(monkeypatc
     def no_lse(*args):
         raise RuntimeError("No available kernel. Aborting execution.\ndetails")
 
-    calls = []
-    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
-    monkeypatch.setattr(fused, "own_attention", no_lse)
-    monkeypatch.setattr(fused, "HYBRID", True)
-    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 6)
+    calls = _fake_forms(monkeypatch, own=no_lse)
     q = torch.randn(4, 6, 8)
     with caplog.at_level("WARNING"):
         assert torch.equal(fused.try_gathered_attention(q, q, q, 2, 2, None, None), q)
@@ -289,12 +285,7 @@ def test_own_token_attention_gives_the_softmax_output_and_its_log_sum_exp():
 def test_layers_with_fewer_tokens_than_the_threshold_take_the_one_call_kernel(monkeypatch):
     from engine.consistory import gathered_attention as fused
 
-    calls = []
-    monkeypatch.setattr(fused, "gathered_attention", _fake_kernel(calls))
-    monkeypatch.setattr(fused, "own_attention", lambda *a: ("o", "lse"))
-    monkeypatch.setattr(fused, "HYBRID", True)
-    monkeypatch.setattr(fused, "HYBRID_MIN_TOKENS", 7)
-    monkeypatch.setattr(fused, "_checked", True)
+    calls = _fake_forms(monkeypatch, min_tokens=7, checked=True)
     fused.try_gathered_attention(torch.randn(4, 6, 8), None, None, 2, 2, None, None)
     fused.try_gathered_attention(torch.randn(4, 7, 8), None, None, 2, 2, None, None)
     assert calls == ["one", "two"]
