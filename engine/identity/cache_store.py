@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["AnchorCacheStore", "default_cache_dir", "CACHE_LAYOUT"]
 
 # What a cache holds and how the engine records it; bumped whenever recording changes (2: run 1's last pass
-# ends at the DIFT block, vanilla queries ride along in the decoder), so older files are rebuilt, never trusted.
-CACHE_LAYOUT = 2
+# ends at the DIFT block, vanilla queries ride along in the decoder; 3: FreeU's filter as a projection and the subject
+# maps' softmax from half-precision logits, which round differently), so older files are rebuilt, never trusted.
+CACHE_LAYOUT = 3
 
 
 def default_cache_dir() -> Path:
