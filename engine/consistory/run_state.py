@@ -67,7 +67,8 @@ class RunState:
     acc_sum: torch.Tensor | None = None   # (N, S, Pc) this step's summed maps
     acc_count: int = 0
     masks: dict[int, torch.Tensor] = field(default_factory=dict)      # factor -> (S, N, P) bool, undropped
-    key_index: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # factor -> per image flat (N*P) idx
+    key_index: dict[int, list[torch.Tensor] | None] = field(default_factory=dict)  # factor -> per image flat
+    # (N*P) idx; None: not built this step (``tables_only``)
     key_groups: dict[int, list[tuple[list[int], torch.Tensor]]] = field(default_factory=dict)  # factor ->
     # (images, flat idx): images that read exactly the same patches, attended to in one call
     dropped: dict[int, torch.Tensor] = field(default_factory=dict)  # factor -> (S, N, P) masks after dropout
@@ -229,7 +230,7 @@ class RunState:
         dropped[s, j, p]; and the same grouped by ``source_groups`` (every panel that reads only the anchors reads
         the same patches). Computed once per step and resolution, shared by every layer at that resolution; the host
         waits once here, for the indices' lengths."""
-        allowed = (self.device_sources.unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
+        allowed = self._allowed(dropped)
         n, _, p = allowed.shape
         nz = allowed.reshape(n, n * p).nonzero()
         counts = torch.bincount(nz[:, 0], minlength=n).tolist()
@@ -237,11 +238,15 @@ class RunState:
         self.tables[p] = self._table(nz, counts)
         return per_image, [(images, per_image[images[0]]) for images in self.source_groups]
 
+    def _allowed(self, dropped: torch.Tensor) -> torch.Tensor:
+        """(N, N, P) bool: allowed[i, j, p] = OR_s sources[s, i, j] & dropped[s, j, p]."""
+        return (self.device_sources.unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
+
     def device_table(self, dropped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``_table``'s (N, L) int32 index rows and (N,) lengths, built without the host learning any length: row i
         lists the flat (N*P) indices image i reads in ascending order (as ``nonzero`` gives them), padded to
         L = N*P + 1 (the last column takes the scatter of the unread indices)."""
-        allowed = (self.device_sources.unsqueeze(-1) & dropped.unsqueeze(1)).any(0)
+        allowed = self._allowed(dropped)
         n, _, p = allowed.shape
         flat = allowed.reshape(n, n * p)
         lengths = flat.sum(1, dtype=torch.int32)
