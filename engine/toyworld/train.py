@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .architecture import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
-from .captions import random_caption, underspecified
+from .captions import caption, random_caption, underspecified
 from .dataset import HELDOUT_SEED, TRAIN_SEED, make_creatures, make_set, to_tensor
 from .device_copy import host_wait_guard, queued_copy
 from .paired_attention import draw_pairs, install_paired_attention, pair_index
@@ -342,10 +342,13 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.T
                     paired.set_subject_masks(creature_masks(first + second), args.pair_dropout, drop_gen)
             z0 = queued_copy(latents[idx], args.device).float() * scale
             caps = [random_caption(creatures[i], rng) for i in idx.tolist()]
-            if pairing and args.pair_captions == "open":  # only the partner can tell a pair its look
-                caps[:2 * n_pairs] = [
+            if pairing and args.pair_captions in ("open", "anchor"):  # only the partner can tell a pair its look
+                opened = slice(0 if args.pair_captions == "open" else n_pairs, 2 * n_pairs)
+                caps[opened] = [
                     underspecified(creatures[i].scene, creatures[i].shape if rng.random() < 0.75 else None)
-                    for i in idx[:2 * n_pairs].tolist()]
+                    for i in idx[opened].tolist()]
+                if args.pair_captions == "anchor":  # the first pictures say their whole look: a look to copy
+                    caps[:n_pairs] = [caption(creatures[i]) for i in idx[:n_pairs].tolist()]
             ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True,
                       return_tensors="pt").input_ids
             ids = queued_copy(ids, args.device)
@@ -411,9 +414,10 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
     p.add_argument("--pair-keys", choices=("all", "subject"), default="all",
                    help="what a paired picture reads of its partner: all tokens, or (as ConsiStory shares) its "
                         "creature patches with --pair-dropout, both pictures at one noise level")
-    p.add_argument("--pair-captions", choices=("random", "open"), default="random",
+    p.add_argument("--pair-captions", choices=("random", "open", "anchor"), default="random",
                    help="captions of paired pictures: drawn like all others, or leaving the look open (scene and, "
-                        "mostly, the kind said) so that only the partner tells it")
+                        "mostly, the kind said) so that only the partner tells it; 'anchor': the second picture's "
+                        "look open, the first's fully said")
     p.add_argument("--pairs-from", type=float, default=0.0, help="with --pairs: no pairs before this fraction of "
                    "--steps (the look words are learnt first, on full captions)")
     p.add_argument("--twins-from", type=float, default=0.0, help="no twins pictures before this fraction of "

@@ -301,3 +301,24 @@ def test_twins_from_draws_only_one_creature_pictures_first(tmp_path, monkeypatch
     first = next(r for r in rows if r.get("msg") == "one creature per picture first")
     assert first["from_step"] == 3 and first["singles"] == sum(c.twin_cx is None for c in creatures)
     assert json.loads((export(out, tmp_path / "model") / "training.json").read_text())["twins_from"] == 0.5
+
+
+def test_anchor_captions_say_the_first_pictures_look_and_leave_the_partners_open(tmp_path, monkeypatch):
+    """``--pair-captions anchor``: in each pair the first picture's caption says its whole look and the second
+    leaves it open, so the second can only learn its look from the first."""
+    from engine.toyworld import train
+    from engine.toyworld.captions import caption
+
+    said, opened = [], []
+    real_caption, real_open = train.caption, train.underspecified
+    monkeypatch.setattr(train, "caption", lambda c: said.append(c) or real_caption(c))
+    monkeypatch.setattr(train, "underspecified", lambda *a: opened.append(a) or real_open(*a))
+    small = ["--n-held", "4", "--vae-psnr", "1", "--vae-eval-every", "2", "--vae-batch", "4", "--batch", "8",
+             "--log-every", "1", "--threads", "1", "--twins", "0", "--steps", "3", "--n-train", "160"]
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), "--pairs", "0.5", "--pair-keys", "subject", "--pair-captions", "anchor"]
+                      + small) == 0
+    assert len(said) == 3 * 2 and len(opened) == 3 * 2   # per step: 2 pairs, one said and one open picture each
+    assert all(c.colour in caption(c) and c.markings in caption(c) for c in said)   # the whole look said
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert next(r for r in rows if r.get("msg") == "paired panels")["captions"] == "anchor"
