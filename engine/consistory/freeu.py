@@ -40,11 +40,10 @@ def _basis(h: int, w: int, device: torch.device) -> torch.Tensor:
 def skip_filter(x: torch.Tensor, scale: float) -> torch.Tensor:
     """FreeU's Fourier filter (threshold 1) of ``x`` (B, C, H, W): the four lowest frequencies times ``scale``."""
     b, c, h, w = x.shape
-    if h < 2 or w < 2:   # the box then holds fewer than four distinct frequencies: the plain transform
-        freq = torch.fft.fftshift(torch.fft.fftn(x.float(), dim=(-2, -1)), dim=(-2, -1))
-        mask = torch.ones(h, w, device=x.device)
-        mask[h // 2 - 1:h // 2 + 1, w // 2 - 1:w // 2 + 1] = scale
-        return torch.fft.ifftn(torch.fft.ifftshift(freq * mask, dim=(-2, -1)), dim=(-2, -1)).real.to(x.dtype)
+    if h < 2 or w < 2:   # the box then holds fewer than four distinct frequencies: diffusers' own transform
+        from diffusers.utils.torch_utils import fourier_filter
+
+        return fourier_filter(x, threshold=1, scale=scale)
     basis = _basis(h, w, x.device)
     flat = x.reshape(b * c, h * w).float()
     out = torch.addmm(flat, flat @ basis.T, basis, alpha=(scale - 1.0) / (h * w))
