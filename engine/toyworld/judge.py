@@ -6,12 +6,22 @@
    extra element anywhere), distances capped so the creature counts the same for every scene; lowest mean wins;
 2. creature region: pixels far from the judged scene's palette, main 4-connected components, holes filled;
 3. body colour: the body colour most region pixels are nearest to (within ``MAX_DIST``);
-4. shape from the silhouette's row widths (the region below the body colour's first row: eyes and markings
-   included, the hat cut off): triangle when the upper rows are much narrower than the lower ones, square when it
-   fills its box, round otherwise;
-5. hat: hat-coloured region pixels above the top fifth of the body, enough of them (else ``None``);
-6. markings: pixels nearer the marking colour than the body colour in the body's marking rows (``MARK_TOP`` down):
-   few → plain; rows crossed by one long run of them → striped; else spotted.
+4. silhouette: the region from the body colour's first row down (the hat cut off), inside the box of the body's
+   colour, with the dark markings it encloses. Two creatures drawn touching (twins, or a creature and a smeared
+   copy) are cut apart at the valley between them or between their two pairs of eyes, and the larger is read,
+   its cut side mirrored from its outer side;
+5. shape from the silhouette's row widths: triangle when the upper rows are much narrower than the lower ones,
+   square when it fills its box (the box's width is the 80th percentile of the rows', so a stray row or smear
+   on one side does not widen it), round otherwise;
+6. hat: hat-coloured region pixels above the top fifth of the body and over it, enough of them (else ``None``);
+7. markings: pixels nearer the marking colour than the body colour inside the body (its outline peeled), below
+   the eyes (``MARK_TOP`` of the height when no eyes are found): few → plain; rows crossed by one long run of them
+   (0.35 of the body's width) → striped; else spotted.
+
+A model's drawings are not renders: steps 4-7 are built to read them as a person does (twins that touch, a smear
+beside the body, a ground off the palette, stripes drawn shorter or higher than the renderer's), and
+``tests/bench/bench_judge.py`` measures that on renders, their VAE reconstructions, twins pictures and drawings
+that a person read.
 
 No learning, no randomness: the same picture always gets the same judgement. ``judge_twins(image)`` reads a picture
 of twins (one creature in each half) as two judgements: each half is judged with the other half painted over in the
@@ -94,13 +104,12 @@ def _scene_distance(px: np.ndarray, scene: str) -> np.ndarray:
     return d
 
 
-def _main_components(mask: np.ndarray, keep: float = 0.15, diagonal: bool = False) -> np.ndarray:
-    """The largest 4-connected (``diagonal``: 8-connected) component and every other one at least ``keep`` of its
-    size (specks dropped)."""
+def _components(mask: np.ndarray, diagonal: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 4-connected (``diagonal``: 8-connected) components of a mask, each as its (rows, columns)."""
     h, w = mask.shape
     seen = np.zeros_like(mask)
     steps = ((1, 0), (-1, 0), (0, 1), (0, -1)) + (((1, 1), (1, -1), (-1, 1), (-1, -1)) if diagonal else ())
-    comps: list[list[tuple[int, int]]] = []
+    comps = []
     for y0, x0 in zip(*np.nonzero(mask)):
         if seen[y0, x0]:
             continue
@@ -114,14 +123,21 @@ def _main_components(mask: np.ndarray, keep: float = 0.15, diagonal: bool = Fals
                 if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
                     seen[ny, nx] = True
                     q.append((ny, nx))
-        comps.append(comp)
+        ys, xs = zip(*comp)
+        comps.append((np.asarray(ys), np.asarray(xs)))
+    return comps
+
+
+def _main_components(mask: np.ndarray, keep: float = 0.15, diagonal: bool = False) -> np.ndarray:
+    """The largest 4-connected (``diagonal``: 8-connected) component and every other one at least ``keep`` of its
+    size (specks dropped)."""
+    comps = _components(mask, diagonal)
     out = np.zeros_like(mask)
     if comps:
-        big = max(len(c) for c in comps)
-        for comp in comps:
-            if len(comp) >= max(4, keep * big):
-                ys, xs = zip(*comp)
-                out[list(ys), list(xs)] = True
+        big = max(len(ys) for ys, _ in comps)
+        for ys, xs in comps:
+            if len(ys) >= max(4, keep * big):
+                out[ys, xs] = True
     return out
 
 
@@ -143,43 +159,169 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
         reach = grown
 
 
+def _row_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a mask covers and each one's width from its first to its last pixel."""
+    rows = np.nonzero(mask.any(1))[0]
+    widths = []
+    for y in rows:
+        xs = np.nonzero(mask[y])[0]
+        widths.append(xs[-1] - xs[0] + 1)
+    return rows, np.asarray(widths, np.float32)
+
+
+def _typical_width(widths: np.ndarray) -> float:
+    """The body's width without the few rows a model's drawing makes too wide (a stray blob or smear on one
+    side): 80th percentile of the row widths (0.98 of a disc's diameter, a square's width)."""
+    return float(np.percentile(widths, 80))
+
+
 def _shape(body: np.ndarray) -> str | None:
-    rows = np.nonzero(body.any(1))[0]
+    rows, widths_a = _row_widths(body)
     if len(rows) < 4:
         return None
-    top, bottom = rows[0], rows[-1]
-    widths = []
-    for y in range(top, bottom + 1):
-        xs = np.nonzero(body[y])[0]
-        widths.append(xs[-1] - xs[0] + 1 if len(xs) else 0)
-    widths_a = np.asarray(widths, np.float32)
     n = len(widths_a)
     upper = widths_a[int(0.15 * n):max(int(0.35 * n), int(0.15 * n) + 1)].mean()
     lower = widths_a[int(0.65 * n):max(int(0.85 * n), int(0.65 * n) + 1)].mean()
     if upper < 0.62 * lower:
         return "triangle"
-    cols = np.nonzero(body.any(0))[0]
-    fill = body.sum() / float(n * (cols[-1] - cols[0] + 1))
+    box = _typical_width(widths_a)
+    fill = np.minimum(widths_a, box).sum() / float(n * box)
     return "square" if fill > 0.87 else "round"
 
 
-def _markings(body: np.ndarray, dark: np.ndarray, shape: str | None) -> str:
-    """Dark pixels between the body's left and right edge on its marking rows (markings may touch the outline)."""
-    rows = np.nonzero(body.any(1))[0]
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 erosion (the border counts as outside)."""
+    out = mask.copy()
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = False
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            out[1:-1, 1:-1] &= mask[1 + dy:mask.shape[0] - 1 + dy, 1 + dx:mask.shape[1] - 1 + dx]
+    return out
+
+
+def _one_creature(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+    """The larger of two creatures drawn touching side by side (twins, or a creature and a smeared copy), cut at
+    the lowest column of the silhouette between them: a deep valley of the column heights, or a shallower one
+    between two pairs of eyes. The silhouette itself when it has neither (one body of any shape rises to one
+    peak, or stays flat, and has one pair of eyes)."""
+    heights = silhouette.sum(0).astype(np.float32)
+    cols = np.nonzero(heights)[0]
+    if len(cols) < 8:
+        return silhouette
+    x0, x1 = cols[0], cols[-1]
+
+    def depth(x: int) -> float:
+        return heights[x] / max(min(heights[x0:x].max(), heights[x + 1:x1 + 1].max()), 1.0)
+
+    inner = range(x0 + 3, x1 - 2)
+    cut = min(inner, key=depth, default=None)
+    if cut is not None and depth(cut) > 0.7:
+        cut = None
+        # two pairs of eyes: four, or three with one gap far wider than the other
+        centres = _eye_columns(silhouette, eyes)
+        gaps = np.diff(centres)
+        i = 1 if len(gaps) == 3 else int(np.argmax(gaps)) if len(gaps) == 2 else None
+        if i is not None and gaps[i] >= 6 and (len(gaps) == 3 or gaps[i] >= 1.5 * gaps[1 - i]):
+            best = min((x for x in inner if centres[i] < x < centres[i + 1]), key=depth, default=None)
+            cut = best if best is not None and depth(best) <= 0.9 else None
+    if cut is None:
+        return silhouette
+    left, right = silhouette.copy(), silhouette.copy()
+    left[:, cut:] = False
+    right[:, :cut + 1] = False
+    keep = left if left.sum() >= right.sum() else right
+    # the cut edge is straight where the bodies overlap: mirror the outer side about the creature's middle (its
+    # eyes' centre, else halfway from its outer edge to the cut)
+    xs = np.nonzero(keep.any(0))[0]
+    outer = xs[0] if keep is left else xs[-1]
+    own_eyes = _eye_columns(keep, eyes)
+    middle = float(np.mean(own_eyes)) if len(own_eyes) == 2 else (outer + cut) / 2
+    mirrored = np.zeros_like(keep)
+    for x in range(keep.shape[1]):
+        src = int(round(2 * middle - x))
+        outer_side = x <= middle if keep is left else x >= middle
+        mirrored[:, x] = keep[:, x] if outer_side else (keep[:, src] if 0 <= src < keep.shape[1] else False)
+    return mirrored
+
+
+def _symmetric_core(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+    """The part of the silhouette that its mirror image about the eyes' centre also covers. Every creature is
+    symmetric about the middle of its eyes, so this drops a smear or glow a model drew on one side of it; without
+    exactly two eyes the silhouette is kept as it is."""
+    centres = _eye_columns(silhouette, eyes)
+    xs = np.nonzero(silhouette.any(0))[0]
+    if len(centres) != 2 or not 4 <= centres[1] - centres[0] <= 0.7 * (xs[-1] - xs[0] + 1):
+        return silhouette
+    middle = (centres[0] + centres[1]) / 2
+    src = np.round(2 * middle - np.arange(silhouette.shape[1])).astype(int)
+    inside = (src >= 0) & (src < silhouette.shape[1])
+    mirrored = np.zeros_like(silhouette)
+    mirrored[:, inside] = silhouette[:, src[inside]]
+    return silhouette & mirrored
+
+
+def _close_markings(silhouette: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """The silhouette with the dark pixels it encloses on the left, the right and above: markings that reach the
+    body's bottom edge (they leave a hole open to the ground, which hole filling misses)."""
+    left = np.maximum.accumulate(silhouette, axis=1)
+    right = np.maximum.accumulate(silhouette[:, ::-1], axis=1)[:, ::-1]
+    above = np.maximum.accumulate(silhouette, axis=0)
+    return silhouette | (dark & left & right & above)
+
+
+def _eye_blobs(silhouette: np.ndarray, eyes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """White blobs of at least 4 pixels inside the body (off its outline, where a snowy ground blurs in), in the
+    upper three quarters of its height: the eyes."""
+    rows = np.nonzero(silhouette.any(1))[0]
+    if not len(rows):
+        return []
+    limit = rows[0] + 0.75 * (rows[-1] - rows[0] + 1)
+    return [(ys, xs) for ys, xs in _components(eyes & _erode(silhouette), diagonal=True)
+            if len(ys) >= 4 and ys.mean() < limit]
+
+
+def _eye_columns(silhouette: np.ndarray, eyes: np.ndarray) -> list[float]:
+    """The eyes' centre columns, left to right; blobs closer than 6 pixels are one eye (an eye in two pieces, or an
+    eye and a white brim)."""
+    groups: list[list[float]] = []
+    for x in sorted(float(xs.mean()) for _, xs in _eye_blobs(silhouette, eyes)):
+        if groups and x - groups[-1][-1] < 6:
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    return [float(np.mean(g)) for g in groups]
+
+
+def _marking_start(silhouette: np.ndarray, eyes: np.ndarray, shape: str | None) -> int:
+    """The first row where markings may be: below the eyes' whites (pupils sit inside them), or, when no eyes are
+    found, ``MARK_TOP`` of the body's height (a model may draw the markings higher than the renderer does)."""
+    blobs = _eye_blobs(silhouette, eyes)
+    if blobs:
+        return int(max(ys.max() for ys, _ in blobs)) + 1
+    rows = np.nonzero(silhouette.any(1))[0]
     top, height = rows[0], rows[-1] - rows[0] + 1
-    start = top + int(round(MARK_TOP[shape or "round"] * height))
+    return top + int(round(MARK_TOP[shape or "round"] * height))
+
+
+def _markings(body: np.ndarray, dark: np.ndarray, start: int) -> str:
+    """Dark pixels inside the body (its outline peeled, where a dark ground blurs in) from row ``start`` down:
+    few → plain; rows crossed by one long run of them → striped; else spotted."""
+    rows, widths = _row_widths(body)
+    box = _typical_width(widths)
     spans = np.zeros_like(body)
-    for y in range(start, rows[-1] + 1):
+    span_w = np.zeros(body.shape[0], np.float32)
+    for y, w in zip(rows, widths):
         xs = np.nonzero(body[y])[0]
-        if len(xs) >= 4:
+        if y >= start and len(xs) >= 4:
             spans[y, xs[0]:xs[-1] + 1] = True
-    marks = dark & spans
-    if spans.sum() == 0 or marks.sum() < max(4, 0.07 * spans.sum()):
+            span_w[y] = min(w, box)
+    marks = dark & spans & _erode(body)
+    if spans.sum() == 0 or marks.sum() < max(4, 0.05 * spans.sum()):
         return "plain"
-    # a stripe is one long run of marked pixels across the row; spots make short runs (at most 0.3 of the width)
+    # a stripe is one long run of marked pixels across the row; spots make short runs (at most 0.27 of the width)
     runs = np.array([_longest_run(row) for row in marks], np.float32)
-    cover = runs / np.maximum(spans.sum(1), 1)
-    return "striped" if (cover >= 0.45).sum() >= 2 else "spotted"
+    cover = runs / np.maximum(span_w, 1)
+    return "striped" if (cover >= 0.35).sum() >= 2 else "spotted"
 
 
 def _longest_run(row: np.ndarray) -> int:
@@ -208,21 +350,36 @@ def judge(image) -> Judgement:
         colour = names[int(np.argmax(counts))]
     shape, hat, markings = None, None, None
     if colour is not None:
-        body = region & known & (nearest == names.index(colour))
-        body = _fill_holes(_main_components(body, keep=1.0, diagonal=True))
+        coloured = region & known & (nearest == names.index(colour))
+        body = _fill_holes(_main_components(coloured, keep=1.0, diagonal=True))
         # the silhouette: the creature's region from the body's first row down (the hat cut off), so that eyes and
-        # markings (blurred by a model, they can split the body's own colour in parts) count as body
-        rows = np.nonzero(body.sum(1) >= 2)[0]
-        silhouette = region.copy()
-        silhouette[:rows[0] if len(rows) else 0] = False
-        silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
-        shape = _shape(silhouette)
+        # markings (blurred by a model, they can split the body's own colour in parts) count as body; within the
+        # box of the body's colour below and beside its largest part (a model may draw an off-palette ground
+        # under it)
+        silhouette = np.zeros_like(region)
+        if body.sum(1).max() >= 2:
+            bcols = np.nonzero(body.any(0))[0]
+            parts = [(ys, xs) for ys, xs in _components(coloured, diagonal=True)
+                     if len(ys) >= 4 and xs.max() >= bcols[0] and xs.min() <= bcols[-1]]
+            top = int(np.nonzero(body.sum(1) >= 2)[0][0])
+            bottom = max(int(ys.max()) for ys, _ in parts)
+            left = max(min(int(xs.min()) for _, xs in parts) - 1, 0)
+            right = max(int(xs.max()) for _, xs in parts) + 2
+            silhouette[top:bottom + 1, left:right] = region[top:bottom + 1, left:right]
         # a marking pixel is nearer the marking colour than the body's (blurred edges count half-way)
         dark = _dist(px, MARK_COLOUR) < _dist(px, BODY_COLOURS[colour])
-        markings = _markings(silhouette, dark, shape)
+        eyes = known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
+        silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
+        silhouette = _symmetric_core(_one_creature(_close_markings(silhouette, dark), eyes), eyes)
+        shape = _shape(silhouette)
+        markings = _markings(silhouette, dark, _marking_start(silhouette, eyes, shape))
         rows = np.nonzero(silhouette.any(1))[0]
         top, height = rows[0], rows[-1] - rows[0] + 1
+        xs = np.nonzero(silhouette.any(0))[0]
+        margin = int(0.2 * (xs[-1] - xs[0] + 1))
         above = region & known & (np.arange(64)[:, None] < top + 0.2 * height)
+        above[:, :max(xs[0] - margin, 0)] = False  # the hat of this creature, not of a twin beside it
+        above[:, xs[-1] + margin + 1:] = False
         hat_counts = [int((above & (nearest == len(BODY_COLOURS) + i)).sum()) for i in range(len(HAT_COLOURS))]
         if max(hat_counts) >= max(6, 0.06 * silhouette.sum()):
             hat = list(HAT_COLOURS)[int(np.argmax(hat_counts))]
