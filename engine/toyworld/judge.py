@@ -236,12 +236,18 @@ def _one_creature(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
     outer = xs[0] if keep is left else xs[-1]
     own_eyes = _eye_columns(keep, eyes)
     middle = float(np.mean(own_eyes)) if len(own_eyes) == 2 else (outer + cut) / 2
-    mirrored = np.zeros_like(keep)
-    for x in range(keep.shape[1]):
-        src = int(round(2 * middle - x))
-        outer_side = x <= middle if keep is left else x >= middle
-        mirrored[:, x] = keep[:, x] if outer_side else (keep[:, src] if 0 <= src < keep.shape[1] else False)
-    return mirrored
+    columns = np.arange(keep.shape[1])
+    outer_side = columns <= middle if keep is left else columns >= middle
+    return np.where(outer_side[None, :], keep, _mirror(keep, middle))
+
+
+def _mirror(mask: np.ndarray, middle: float) -> np.ndarray:
+    """The mask reflected left to right about column ``middle`` (what falls outside the picture is dropped)."""
+    src = np.round(2 * middle - np.arange(mask.shape[1])).astype(int)
+    inside = (src >= 0) & (src < mask.shape[1])
+    out = np.zeros_like(mask)
+    out[:, inside] = mask[:, src[inside]]
+    return out
 
 
 def _symmetric_core(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
@@ -252,12 +258,7 @@ def _symmetric_core(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
     xs = np.nonzero(silhouette.any(0))[0]
     if len(centres) != 2 or not 4 <= centres[1] - centres[0] <= 0.7 * (xs[-1] - xs[0] + 1):
         return silhouette
-    middle = (centres[0] + centres[1]) / 2
-    src = np.round(2 * middle - np.arange(silhouette.shape[1])).astype(int)
-    inside = (src >= 0) & (src < silhouette.shape[1])
-    mirrored = np.zeros_like(silhouette)
-    mirrored[:, inside] = silhouette[:, src[inside]]
-    return silhouette & mirrored
+    return silhouette & _mirror(silhouette, (centres[0] + centres[1]) / 2)
 
 
 def _close_markings(silhouette: np.ndarray, dark: np.ndarray) -> np.ndarray:
