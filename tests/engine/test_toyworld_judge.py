@@ -107,7 +107,8 @@ def test_judge_reads_the_look_of_a_twins_picture_even_when_the_twins_touch():
             assert judge(render(pair).image).look == (c.colour, c.markings, c.shape), pair
 
 
-def _square(**kw) -> Creature:
+def _creature(**kw) -> Creature:
+    """A red striped square on the beach, unless ``kw`` says otherwise."""
     return Creature(**{**dict(colour="red", shape="square", hat=None, scene="beach", cx=0.5, bottom=0.86,
                               width=0.48, markings="striped"), **kw})
 
@@ -115,7 +116,7 @@ def _square(**kw) -> Creature:
 def test_a_stray_row_beside_the_body_does_not_change_the_shape():
     from engine.toyworld.render import BODY_COLOURS
 
-    for c in (_square(), _square(shape="round", markings="spotted"), _square(shape="triangle", markings="plain")):
+    for c in (_creature(), _creature(shape="round", markings="spotted"), _creature(shape="triangle", markings="plain")):
         px = np.asarray(render(c).image).copy()
         rows = np.nonzero(render(c).body_mask.any(1))[0]
         px[rows[len(rows) // 3], 8:56] = BODY_COLOURS[c.colour]  # one row of body colour, far wider than the body
@@ -126,7 +127,7 @@ def test_stripes_drawn_shorter_than_the_renderers_are_still_stripes():
     from engine.toyworld.render import BODY_COLOURS
 
     for shape in ("round", "square"):
-        c = _square(shape=shape, scene="snow")
+        c = _creature(shape=shape, scene="snow")
         px = np.asarray(render(c).image).copy()
         cols = np.nonzero(render(c).body_mask.any(0))[0]
         keep = slice(cols[0] + int(0.35 * len(cols)), cols[0] + int(0.75 * len(cols)))  # 40 % of the width left
@@ -139,7 +140,7 @@ def test_stripes_drawn_shorter_than_the_renderers_are_still_stripes():
 
 
 def test_a_ground_off_the_palette_under_the_creature_is_not_body():
-    for c in (_square(), _square(shape="round", markings="spotted", colour="blue", scene="snow")):
+    for c in (_creature(), _creature(shape="round", markings="spotted", colour="blue", scene="snow")):
         px = np.asarray(render(c).image).copy()
         below = np.nonzero(render(c).mask.any(1))[0][-1] + 1
         px[below:] = (130, 120, 110)  # a ground the model shaded far from every palette colour
