@@ -5,14 +5,18 @@
 1. scene: every pixel is compared with each scene's palette (sky above the horizon, ground below, the scene's
    extra element anywhere), distances capped so the creature counts the same for every scene; lowest mean wins;
 2. creature region: pixels far from the judged scene's palette, main 4-connected components, holes filled;
-3. body colour: the body colour most region pixels are nearest to (within ``MAX_DIST``);
-4. silhouette: the region from the body colour's first row down (the hat cut off), inside the box of the body's
-   colour, with the dark markings it encloses. Two creatures drawn touching (twins, or a creature and a smeared
-   copy) are cut apart at the valley between them or between their two pairs of eyes, and the larger is read,
-   its cut side mirrored from its outer side;
+3. body colour: the body colour most pixels around the eyes are nearest to (within ``MAX_DIST``; a glow or a
+   ground of another body colour beside the creature may outweigh it in the region); the region's commonest when
+   no eyes are found;
+4. silhouette: the region from the body colour's first row down (the hat cut off; eyes drawn as wide as the body
+   do not cut its top off), inside the box of the body's colour, each row within the body's colour, eyes and
+   markings (a smear touching its side is not body), with the dark markings it encloses. Two creatures drawn
+   touching (twins, or a creature and a smeared copy) are cut apart at the valley between them or between their
+   two pairs of eyes (even with no valley, one in front of the other), and the larger is read, its cut side
+   mirrored from its outer side; a piece of it below two empty rows (a glow under the body) is dropped;
 5. shape from the silhouette's row widths: triangle when the upper rows are much narrower than the lower ones,
    square when it fills its box (the box's width is the 80th percentile of the rows', so a stray row or smear
-   on one side does not widen it), round otherwise;
+   on one side does not widen it) and stands on a bottom nearly as wide, round otherwise;
 6. hat: hat-coloured region pixels above the top fifth of the body and over it, enough of them (else ``None``);
 7. markings: pixels nearer the marking colour than the body colour inside the body (its outline peeled), below
    the eyes (``MARK_TOP`` of the height when no eyes are found): few → plain; rows crossed by one long run of them
@@ -186,7 +190,40 @@ def _shape(body: np.ndarray) -> str | None:
         return "triangle"
     box = _typical_width(widths_a)
     fill = np.minimum(widths_a, box).sum() / float(n * box)
-    return "square" if fill > 0.87 else "round"
+    # a square stands on a flat bottom as wide as itself; a round body narrows to its bottom even when a hat
+    # drawn low, or a smear beside it, fills its upper corners (at 85-95 % of the height a disc is 0.6-0.7 of
+    # its width, the renders' squares 0.94 or more)
+    bottom = widths_a[int(0.85 * n):max(int(0.95 * n), int(0.85 * n) + 1)].mean()
+    return "square" if fill > 0.87 and bottom >= 0.77 * box else "round"
+
+
+def _tallest_piece(mask: np.ndarray, gap: int = 2) -> np.ndarray:
+    """The mask's rows cut where ``gap`` or more rows in a row are empty, the piece with the most pixels kept: a
+    glow of the body's colour drawn under it, apart from it, is not part of it."""
+    counts = np.convolve(mask.sum(1), np.ones(gap), "full")[gap - 1:]  # pixels in each row and the gap-1 below
+    best, start = (0, 0, 0), None
+    for y, n in enumerate([*counts, 0]):
+        if n and start is None:
+            start = y
+        elif not n and start is not None:
+            best = max(best, (int(mask[start:y].sum()), start, y))
+            start = None
+    out = np.zeros_like(mask)
+    out[best[1]:best[2]] = mask[best[1]:best[2]]
+    return out
+
+
+def _row_spans(mask: np.ndarray) -> np.ndarray:
+    """Each row of a mask filled from its first pixel to its last."""
+    return np.maximum.accumulate(mask, axis=1) & np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
+
+
+def _widen(mask: np.ndarray) -> np.ndarray:
+    """The mask and one pixel more on each side of every row."""
+    out = mask.copy()
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
@@ -223,7 +260,10 @@ def _one_creature(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
         i = 1 if len(gaps) == 3 else int(np.argmax(gaps)) if len(gaps) == 2 else None
         if i is not None and gaps[i] >= 6 and (len(gaps) == 3 or gaps[i] >= 1.5 * gaps[1 - i]):
             best = min((x for x in inner if centres[i] < x < centres[i + 1]), key=depth, default=None)
-            cut = best if best is not None and depth(best) <= 0.9 else None
+            # two whole pairs of eyes, the widest gap between the pairs, are two creatures even where one stands
+            # in front of the other and leaves no valley between them
+            pairs = len(gaps) == 3 and gaps[1] >= max(gaps[0], gaps[2])
+            cut = best if best is not None and (depth(best) <= 0.9 or pairs) else None
     if cut is None:
         return silhouette
     left, right = silhouette.copy(), silhouette.copy()
@@ -268,6 +308,19 @@ def _close_markings(silhouette: np.ndarray, dark: np.ndarray) -> np.ndarray:
     right = np.maximum.accumulate(silhouette[:, ::-1], axis=1)[:, ::-1]
     above = np.maximum.accumulate(silhouette, axis=0)
     return silhouette | (dark & left & right & above)
+
+
+def _around_eyes(whites: np.ndarray, pupils: np.ndarray, reach: int = 3) -> np.ndarray:
+    """A band ``reach`` pixels wide around every eye (a small white blob with a pupil in or beside it): the
+    body's own pixels, whatever a model drew beside the body."""
+    out = np.zeros_like(whites)
+    h, w = whites.shape
+    for ys, xs in _components(whites, diagonal=True):
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        if not 3 <= len(ys) <= 40 or not pupils[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1].any():
+            continue
+        out[max(y0 - reach, 0):min(y1 + reach, h), max(x0 - reach, 0):min(x1 + reach, w)] = True
+    return out
 
 
 def _eye_blobs(silhouette: np.ndarray, eyes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -348,11 +401,19 @@ def judge(image) -> Judgement:
     colour = None
     counts = [int((region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
     if max(counts) >= 12:
-        colour = names[int(np.argmax(counts))]
+        whites = region & known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
+        pupils = known & (nearest == names.index("pupil"))
+        around = _around_eyes(whites, pupils)
+        near_eyes = [int((around & region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
+        # the colour around the eyes is the body's own; the whole region's may be a glow or a ground beside it
+        best = near_eyes if max(near_eyes) >= 8 else counts
+        colour = names[int(np.argmax(best))]
     shape, hat, markings = None, None, None
     if colour is not None:
         coloured = region & known & (nearest == names.index(colour))
-        body = _fill_holes(_main_components(coloured, keep=1.0, diagonal=True))
+        # (the eyes join the body's colour above and below them: eyes drawn wide can split it in two)
+        joined = coloured | _around_eyes(whites, pupils, reach=0)
+        body = _fill_holes(_main_components(joined, keep=1.0, diagonal=True))
         # the silhouette: the creature's region from the body's first row down (the hat cut off), so that eyes and
         # markings (blurred by a model, they can split the body's own colour in parts) count as body; within the
         # box of the body's colour below and beside its largest part (a model may draw an off-palette ground
@@ -369,9 +430,12 @@ def judge(image) -> Judgement:
             silhouette[top:bottom + 1, left:right] = region[top:bottom + 1, left:right]
         # a marking pixel is nearer the marking colour than the body's (blurred edges count half-way)
         dark = _dist(px, MARK_COLOUR) < _dist(px, BODY_COLOURS[colour])
+        # each row of the silhouette within the body's colour, eyes and markings (one blurred pixel beyond them):
+        # a smear or a glow of another colour that touches the body's side is not the body
+        silhouette &= _widen(_row_spans(coloured | whites | (dark & region)))
         eyes = known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
         silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
-        silhouette = _symmetric_core(_one_creature(_close_markings(silhouette, dark), eyes), eyes)
+        silhouette = _tallest_piece(_symmetric_core(_one_creature(_close_markings(silhouette, dark), eyes), eyes))
         shape = _shape(silhouette)
         markings = _markings(silhouette, dark, _marking_start(silhouette, eyes, shape))
         rows = np.nonzero(silhouette.any(1))[0]

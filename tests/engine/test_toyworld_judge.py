@@ -160,3 +160,57 @@ def test_judge_reads_the_models_drawings_as_a_person_does():
     assert len(images) >= 170
     right = [judge(im).look == (t.colour, t.markings, t.shape) for im, t in zip(images, truths)]
     assert sum(right) / len(right) >= 0.93
+
+
+def test_a_glow_of_another_body_colour_beside_the_creature_does_not_change_its_colour():
+    from engine.toyworld.render import BODY_COLOURS
+
+    for c in (_creature(colour="blue", scene="forest"), _creature(colour="green", shape="round", width=0.36)):
+        px = np.asarray(render(c).image).copy()
+        rows = np.nonzero(render(c).body_mask.any(1))[0]
+        low = slice(rows[0] + len(rows) // 2, 64)
+        # a red glow, larger than the body, around its lower half and under it: the colour around the eyes is the
+        # body's own
+        px[low][~render(c).body_mask[low]] = BODY_COLOURS["red"]
+        assert judge(px).look == (c.colour, c.markings, c.shape), c
+
+
+def test_smears_beside_both_sides_of_a_round_body_do_not_make_it_square():
+    for colour, smear in (("red", (250, 110, 190)), ("blue", (200, 60, 200))):
+        c = _creature(shape="round", colour=colour, width=0.4)
+        r = render(c)
+        px = np.asarray(r.image).copy()
+        rows = np.nonzero(r.body_mask.any(1))[0]
+        cols = np.nonzero(r.body_mask.any(0))[0]
+        low = slice(rows[0] + len(rows) // 2, rows[-1] + 1)
+        box = np.zeros_like(r.body_mask)
+        box[low, cols[0] - 2:cols[-1] + 3] = True
+        px[box & ~r.mask] = smear  # a smear off the palette fills the corners beside the lower half
+        assert judge(px).look == (c.colour, c.markings, "round"), c
+
+
+def test_twins_one_in_front_of_the_other_are_cut_apart_between_their_pairs_of_eyes():
+    from dataclasses import replace
+
+    back = _creature(shape="square", cx=0.3, bottom=0.8, width=0.4, markings="spotted")
+    front = replace(back, cx=0.66, bottom=0.88)
+    px = np.asarray(render(back).image).copy()
+    r = render(front)
+    px[r.mask] = np.asarray(r.image)[r.mask]  # no valley between them: the front one's top is lower
+    assert judge(px).look == ("red", "spotted", "square")
+
+
+def test_eyes_as_wide_as_the_body_do_not_split_it_in_two():
+    for c in (_creature(shape="triangle", markings="plain", width=0.44), _creature(shape="triangle", colour="blue")):
+        r = render(c)
+        px = np.asarray(r.image).copy()
+        whites = r.body_mask & (np.abs(px.astype(int) - 245).sum(-1) < 40)
+        # a model drew the whites out to the body's edges (the pupils kept, a grey seam between the eyes): the
+        # body's colour above the eyes is cut off from the colour below them
+        for y in range(np.nonzero(whites.any(1))[0][0], np.nonzero(whites.any(1))[0][-1] + 1):
+            xs = np.nonzero(r.body_mask[y])[0]
+            mid = (xs[0] + xs[-1]) // 2
+            for x in range(xs[0], xs[-1] + 1):
+                if px[y, x].astype(int).sum() >= 200:  # not a pupil
+                    px[y, x] = (120, 120, 120) if x == mid else (246, 246, 246)
+        assert judge(px).look == (c.colour, c.markings, "triangle"), c
