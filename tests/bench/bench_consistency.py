@@ -19,6 +19,9 @@ nothing about the creature ("a creature in the snow"). Every mode generates the 
 - ``pair_consistency``: ``consistency`` split by the kind of pair: ``anchor_anchor``, ``anchor_other`` and
   ``other_other`` (the anchors are a set's first images, as the engine takes them; plain runs are split the same
   way for comparison), which shows whether disagreement starts between the anchors or in what reads them;
+- ``chance_consistency``: the same share over pairs of pictures from *different* sets whose prompts name the same
+  kind: how often two independent pictures of this mode agree by chance, given how the mode's looks are spread
+  (the baseline ``consistency`` is compared with: plain generation is near chance when the two are close);
 - ``seconds_per_set`` and, for the spread, ``distinct_identities`` (share of images whose identity is unique).
 
 Modes whose engine is missing or fails are reported with the error instead of numbers. ``--json`` prints one JSON
@@ -93,6 +96,19 @@ def _pair_kind(i: int, j: int, n_anchors: int) -> str:
     return {2: "anchor_anchor", 1: "anchor_other", 0: "other_other"}[(i < n_anchors) + (j < n_anchors)]
 
 
+def chance_agreement(looks_by_set: list[list[tuple]], kinds: list[str | None]) -> float | None:
+    """Share of picture pairs from two different sets of one kind whose looks agree (a look with no colour never
+    agrees): how often independent pictures agree by chance. ``None`` when no two sets share a kind."""
+    pairs = agree = 0
+    for (la, ka), (lb, kb) in itertools.combinations(zip(looks_by_set, kinds), 2):
+        if ka != kb:
+            continue
+        for a, b in itertools.product(la, lb):
+            pairs += 1
+            agree += a == b and a[0] is not None
+    return agree / pairs if pairs else None
+
+
 def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: bool = False) -> dict:
     from engine.generate import generate
     from engine.request import GenerationSpec
@@ -108,6 +124,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
     aligned = kind_aligned = n_kind = n_images = 0
     ious: list[float] = []
     identities = []
+    looks_by_set: list[list[tuple]] = []
     seconds = 0.0
     images_out = []
     for scenes, prompts, seeds, kind in sets:
@@ -117,6 +134,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
         result = generate(model, spec)
         seconds += time.perf_counter() - t0
         judged = [judge(img) for img in result.images]
+        looks_by_set.append([j.look for j in judged])
         if keep_images:
             images_out += result.images
         for (ia, a), (ib, b) in itertools.combinations(enumerate(judged), 2):
@@ -142,6 +160,7 @@ def run_mode(model, mode: str, sets, steps: int, guidance: float, keep_images: b
     counts = Counter(identities)
     out = {
         "consistency": agree / pairs, "consistency_with_hat": agree_hat / pairs,
+        "chance_consistency": chance_agreement(looks_by_set, [kind for *_, kind in sets]),
         "colour_agreement": per_attr["colour"] / pairs, "markings_agreement": per_attr["markings"] / pairs,
         "shape_agreement": per_attr["shape"] / pairs, "hat_agreement": per_attr["hat"] / pairs,
         "pair_consistency": {k: sum(v) / len(v) for k, v in sorted(by_kind.items())},
@@ -201,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    cols = ("consistency", "consistency_with_hat", "colour_agreement", "markings_agreement", "shape_agreement",
-            "hat_agreement", "layout_overlap", "alignment", "subject_mask_iou", "seconds_per_set", "distinct_identities")
+    cols = ("consistency", "chance_consistency", "consistency_with_hat", "colour_agreement", "markings_agreement",
+            "shape_agreement", "hat_agreement", "layout_overlap", "alignment", "subject_mask_iou", "seconds_per_set",
+            "distinct_identities")
     print(f"{args.sets} sets of {args.size} ({args.prompts} prompts: {sets[0][1][0]!r} ...), {args.steps} steps, "
           f"model {args.model}")
     print(f"{'mode':<16}" + "".join(f"{c.replace('_agreement', ''):>13}" for c in cols))

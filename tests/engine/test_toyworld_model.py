@@ -161,11 +161,17 @@ def test_consistency_benchmark_measures_one_small_set(toy, load_bench):
         assert all(0.0 <= res[k] <= 1.0 for k in rates), res
         assert res["consistency"] <= min(res["colour_agreement"], res["markings_agreement"], res["shape_agreement"])
         assert res["consistency_with_hat"] <= res["consistency"]
+        assert res["chance_consistency"] is None  # one set: no pair of sets to compare
         assert (res["subject_mask_iou"] is None) == (mode == "plain")
         # 3 images, anchors 0 and 1: one anchor pair and two anchor-other pairs, weighted back to the whole
         pc = res["pair_consistency"]
         assert set(pc) == {"anchor_anchor", "anchor_other"}
         assert pc["anchor_anchor"] + 2 * pc["anchor_other"] == pytest.approx(3 * res["consistency"])
+    # chance: pairs across sets of one kind only; a look without a colour agrees with nothing
+    red, blue, none = ("red", "plain", "round"), ("blue", "plain", "round"), (None, None, None)
+    assert bench.chance_agreement([[red, red], [red, blue], [red, red]], ["round", "round", "square"]) == 0.5
+    assert bench.chance_agreement([[none], [none]], ["round", "round"]) == 0.0
+    assert bench.chance_agreement([[red], [red]], ["round", "square"]) is None
     assert [bench._pair_kind(i, j, 2) for i, j in ((0, 1), (1, 2), (2, 3))] == \
         ["anchor_anchor", "anchor_other", "other_other"]
     assert bench.mode_config("one_anchor").anchors == 1
