@@ -310,16 +310,22 @@ def _close_markings(silhouette: np.ndarray, dark: np.ndarray) -> np.ndarray:
     return silhouette | (dark & left & right & above)
 
 
-def _around_eyes(whites: np.ndarray, pupils: np.ndarray, reach: int = 3) -> np.ndarray:
-    """A band ``reach`` pixels wide around every eye (a small white blob with a pupil in or beside it): the
-    body's own pixels, whatever a model drew beside the body."""
-    out = np.zeros_like(whites)
-    h, w = whites.shape
+def _eye_boxes(whites: np.ndarray, pupils: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The boxes (top, bottom, left, right; ends excluded) of the eyes: small white blobs with a pupil in or beside
+    them."""
+    boxes = []
     for ys, xs in _components(whites, diagonal=True):
         y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-        if not 3 <= len(ys) <= 40 or not pupils[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1].any():
-            continue
-        out[max(y0 - reach, 0):min(y1 + reach, h), max(x0 - reach, 0):min(x1 + reach, w)] = True
+        if 3 <= len(ys) <= 40 and pupils[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1].any():
+            boxes.append((y0, y1, x0, x1))
+    return boxes
+
+
+def _around(boxes: list[tuple[int, int, int, int]], shape: tuple[int, int], reach: int) -> np.ndarray:
+    """The boxes grown by ``reach`` pixels on every side, as a mask."""
+    out = np.zeros(shape, bool)
+    for y0, y1, x0, x1 in boxes:
+        out[max(y0 - reach, 0):y1 + reach, max(x0 - reach, 0):x1 + reach] = True
     return out
 
 
@@ -398,21 +404,23 @@ def judge(image) -> Judgement:
     d = np.stack([_dist(px, c) for c in cols], -1)
     nearest = d.argmin(-1)
     known = d.min(-1) <= MAX_DIST
+    eyes = known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
     colour = None
     counts = [int((region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
     if max(counts) >= 12:
-        whites = region & known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
-        pupils = known & (nearest == names.index("pupil"))
-        around = _around_eyes(whites, pupils)
+        whites = eyes & region
+        boxes = _eye_boxes(whites, known & (nearest == names.index("pupil")))
+        # the colour around the eyes (a band 3 pixels wide) is the body's own
+        around = _around(boxes, region.shape, reach=3)
         near_eyes = [int((around & region & known & (nearest == i)).sum()) for i in range(len(BODY_COLOURS))]
-        # the colour around the eyes is the body's own; the whole region's may be a glow or a ground beside it
+        # (the whole region's may be a glow or a ground of another body colour beside it)
         best = near_eyes if max(near_eyes) >= 8 else counts
         colour = names[int(np.argmax(best))]
     shape, hat, markings = None, None, None
     if colour is not None:
         coloured = region & known & (nearest == names.index(colour))
         # (the eyes join the body's colour above and below them: eyes drawn wide can split it in two)
-        joined = coloured | _around_eyes(whites, pupils, reach=0)
+        joined = coloured | _around(boxes, region.shape, reach=0)
         body = _fill_holes(_main_components(joined, keep=1.0, diagonal=True))
         # the silhouette: the creature's region from the body's first row down (the hat cut off), so that eyes and
         # markings (blurred by a model, they can split the body's own colour in parts) count as body; within the
@@ -433,7 +441,6 @@ def judge(image) -> Judgement:
         # each row of the silhouette within the body's colour, eyes and markings (one blurred pixel beyond them):
         # a smear or a glow of another colour that touches the body's side is not the body
         silhouette &= _widen(_row_spans(coloured | whites | (dark & region)))
-        eyes = known & np.isin(nearest, (names.index("eye"), names.index("hat:white")))  # white is white
         silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
         silhouette = _tallest_piece(_symmetric_core(_one_creature(_close_markings(silhouette, dark), eyes), eyes))
         shape = _shape(silhouette)
