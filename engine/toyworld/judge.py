@@ -304,10 +304,8 @@ def _symmetric_core(silhouette: np.ndarray, eyes: np.ndarray) -> np.ndarray:
 def _close_markings(silhouette: np.ndarray, dark: np.ndarray) -> np.ndarray:
     """The silhouette with the dark pixels it encloses on the left, the right and above: markings that reach the
     body's bottom edge (they leave a hole open to the ground, which hole filling misses)."""
-    left = np.maximum.accumulate(silhouette, axis=1)
-    right = np.maximum.accumulate(silhouette[:, ::-1], axis=1)[:, ::-1]
     above = np.maximum.accumulate(silhouette, axis=0)
-    return silhouette | (dark & left & right & above)
+    return silhouette | (dark & _row_spans(silhouette) & above)
 
 
 def _eye_boxes(whites: np.ndarray, pupils: np.ndarray) -> list[tuple[int, int, int, int]]:
