@@ -30,11 +30,15 @@ def create_window(argv: list[str] | None = None, settings=None, queue=None):
 def run(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
+    from ui.gui_gc import GuiThreadCollector
+
     qapp = QApplication.instance() or QApplication(sys.argv[:1] + list(argv))
     qapp.setApplicationName("Consistory Studio")
     qapp.setOrganizationName("ConsistoryStudio")
+    collector = GuiThreadCollector(qapp)   # cyclic garbage is freed on this thread only, never on the worker's
     window = create_window(argv)
     window.show()
     code = qapp.exec()
     window.generation.shutdown()
+    collector.stop()
     return code

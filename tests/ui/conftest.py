@@ -8,13 +8,24 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from ui.gui_gc import GuiThreadCollector
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_collector(qapp):
+    """The app's own arrangement for the whole GUI test run: the automatic collector off, collections from a
+    timer on the GUI thread (``ui.gui_gc``)."""
+    collector = GuiThreadCollector(qapp)
+    yield collector
+    collector.stop()
+
 
 @pytest.fixture(autouse=True)
 def _collect_on_the_gui_thread():
-    """Collect each test's garbage on the GUI thread when it ends. A test's windows and dialogs live in reference
-    cycles; left to the cyclic collector, they may be freed whenever any thread allocates, and a Qt widget freed on
-    the worker thread (while it builds the next test's model) crashes the process (seen once in CI: a segmentation
-    fault in ``gc`` inside the job queue's model loading)."""
+    """Collect each test's garbage on the GUI thread when it ends, so no test inherits the last one's windows. (Left
+    to the automatic collector, a test's windows and dialogs, which live in reference cycles, were once freed on
+    the worker thread while it built the next test's model: a segmentation fault in CI. ``gui_thread_collector``
+    keeps every collection on this thread.)"""
     yield
     gc.collect()
 
