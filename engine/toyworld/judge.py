@@ -438,7 +438,11 @@ def judge(image) -> Judgement:
         dark = _dist(px, MARK_COLOUR) < _dist(px, BODY_COLOURS[colour])
         # each row of the silhouette within the body's colour, eyes and markings (one blurred pixel beyond them):
         # a smear or a glow of another colour that touches the body's side is not the body
-        silhouette &= _widen(_row_spans(coloured | whites | (dark & region)))
+        # (the eyes are the eye blobs, or white with the body's colour above and below it in its column, as eyes
+        # drawn out to the body's edges are: a snowy or pale ground drawn beside the body is white too, and
+        # counted as eyes it widened the lower rows to the box, a disc to a square)
+        eye_whites = whites & (_around(boxes, region.shape, reach=0) | _row_spans(coloured.T).T)
+        silhouette &= _widen(_row_spans(coloured | eye_whites | (dark & region)))
         silhouette = _fill_holes(_main_components(silhouette | body, keep=1.0, diagonal=True))
         silhouette = _tallest_piece(_symmetric_core(_one_creature(_close_markings(silhouette, dark), eyes), eyes))
         shape = _shape(silhouette)

@@ -214,3 +214,20 @@ def test_eyes_as_wide_as_the_body_do_not_split_it_in_two():
                 if px[y, x].astype(int).sum() >= 200:  # not a pupil
                     px[y, x] = (120, 120, 120) if x == mid else (246, 246, 246)
         assert judge(px).look == (c.colour, c.markings, "triangle"), c
+
+
+def test_a_pale_ground_beside_a_round_body_is_not_its_eyes():
+    """A model may draw the ground beside a body pale, near white (a halo on the beach, a snowy patch in the
+    desert). White is the eyes' colour; counted as eyes, that ground made each lower row of a disc as wide as the
+    box, and the disc a square."""
+    for c in (_creature(shape="round", markings="striped", width=0.44),
+              _creature(shape="round", colour="green", markings="plain", scene="desert", width=0.4, hat="yellow")):
+        r = render(c)
+        px = np.asarray(r.image).copy()
+        rows = np.nonzero(r.body_mask.any(1))[0]
+        cols = np.nonzero(r.body_mask.any(0))[0]
+        low = slice(rows[0] + len(rows) // 2, 64)
+        halo = np.zeros_like(r.mask)
+        halo[low, max(cols[0] - 6, 0):cols[-1] + 7] = True
+        px[halo & ~r.mask] = (248, 240, 232)
+        assert judge(px).look == (c.colour, c.markings, "round"), c
