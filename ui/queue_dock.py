@@ -1,5 +1,7 @@
 """Generation queue dock: every job with its state, a progress bar with step count and ETA, a live preview of the
 step image, "cancel now", "cancel after current", "clear queue", and errors in plain words with a suggested fix.
+"Clear queue" drops the waiting jobs and takes the ended ones (done, failed, cancelled) off the list; a running job
+goes on and keeps its row.
 
 Binds to an ``app.job_queue.JobQueue``-like object through its signals only (``job_added``, ``job_started``,
 ``job_progress``, ``job_finished``, ``job_failed``, ``model_status``) and calls ``cancel_now()``,
@@ -18,6 +20,8 @@ from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWi
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 __all__ = ["QueueDock", "JobRow", "format_eta", "format_progress", "TWO_PASS_TIP"]
+
+_ENDED = ("done", "failed", "cancelled")
 
 TWO_PASS_TIP = ("Consistent pictures are drawn in two passes: the first finds where each character is and how its "
                 "anchors look, the second draws the final pictures from that point on. The count is every "
@@ -110,7 +114,9 @@ class QueueDock(QDockWidget):
         self.cancel_after_button.setToolTip("Let the running job finish, then drop the waiting ones.")
         self.clear_button = QPushButton("Clear queue")
         self.clear_button.setObjectName("clear_queue")
-        self.clear_button.setToolTip("Stop the running job and drop every waiting one.")
+        self.clear_button.setToolTip("Drop every waiting job and take the ended ones off the list; a running job "
+                                     "goes on.")
+        self.clear_button.clicked.connect(self._clear)
         buttons = QHBoxLayout()
         for b in (self.cancel_now_button, self.cancel_after_button, self.clear_button):
             buttons.addWidget(b)
@@ -158,7 +164,6 @@ class QueueDock(QDockWidget):
             self._connections.append((sig, slot))
         self.cancel_now_button.clicked.connect(queue.cancel_now)
         self.cancel_after_button.clicked.connect(queue.cancel_after_current)
-        self.clear_button.clicked.connect(queue.clear)
 
     def set_title(self, job_id: str, title: str) -> None:
         """Name a job before (or after) it is announced; rows show it."""
@@ -262,6 +267,19 @@ class QueueDock(QDockWidget):
         self._finish(job_id, "failed", "Failed")
         self.show_error(kind, message, hint)
 
+    def _clear(self) -> None:
+        """Drop the waiting jobs, then take every ended job's row (and a shown error) off the dock."""
+        if self._queue is not None:
+            self._queue.clear()
+        for job_id in [j for j, job in self._jobs.items() if job.state in _ENDED]:
+            item, row = self._rows.pop(job_id)
+            self.list.takeItem(self.list.row(item))
+            row.deleteLater()
+            del self._jobs[job_id]
+            self._titles.pop(job_id, None)
+        self.error_box.hide()
+        self._update_buttons()
+
     def _on_model_status(self, text: str) -> None:
         self.status_label.setText(text)
 
@@ -289,4 +307,4 @@ class QueueDock(QDockWidget):
         waiting = any(j.state == "queued" for j in self._jobs.values())
         self.cancel_now_button.setEnabled(running)
         self.cancel_after_button.setEnabled(running and waiting)
-        self.clear_button.setEnabled(running or waiting)
+        self.clear_button.setEnabled(waiting or any(j.state in _ENDED for j in self._jobs.values()))

@@ -142,6 +142,49 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     assert (format_eta(5), format_eta(125), format_eta(7300)) == ("5 s", "2 min 05 s", "2 h 01 min")
 
 
+class DroppingQueue(FakeQueue):
+    """Like ``JobQueue.clear``: the waiting jobs are reported cancelled; the running one goes on."""
+
+    def __init__(self, pending):
+        super().__init__()
+        self.pending = list(pending)
+
+    def clear(self):
+        super().clear()
+        dropped, self.pending = self.pending, []
+        for job_id in dropped:
+            self.job_failed.emit(job_id, "cancelled", "Removed from the queue before it started.", "")
+
+
+def test_clear_queue_drops_waiting_jobs_and_ended_rows_but_keeps_the_running_job(qtbot):
+    dock = QueueDock()
+    qtbot.addWidget(dock)
+    q = DroppingQueue(pending=["w1", "w2"])
+    dock.set_queue(q)
+    for job_id in ("d1", "f1", "r1", "w1", "w2"):
+        q.job_added.emit(job_id)
+    q.job_started.emit("d1")
+    q.job_finished.emit("d1", ["asset"])
+    q.job_started.emit("f1")
+    q.job_failed.emit("f1", "out_of_memory", "The GPU ran out of memory.", "")
+    q.job_started.emit("r1")
+    q.job_progress.emit("r1", 3, 10, b"")
+    assert dock.list.count() == 5 and not dock.error_box.isHidden()
+    qtbot.mouseClick(dock.clear_button, Qt.MouseButton.LeftButton)
+    assert q.calls == ["clear"]
+    assert dock.list.count() == 1 and dock.list.itemWidget(dock.list.item(0)).job_id == "r1"
+    assert dock.job_state("r1") == "running" and dock.row("r1").progress.value() == 3
+    assert dock.error_box.isHidden()
+    assert not dock.clear_button.isEnabled() and dock.cancel_now_button.isEnabled()
+    q.job_progress.emit("r1", 4, 10, b"")
+    q.job_finished.emit("r1", ["asset"])
+    assert dock.row("r1").progress.format().startswith("done") and dock.clear_button.isEnabled()
+    qtbot.mouseClick(dock.clear_button, Qt.MouseButton.LeftButton)
+    assert dock.list.count() == 0 and not dock.clear_button.isEnabled()
+    q.job_added.emit("n1")  # the dock goes on with new jobs after a clear
+    assert dock.job_state("n1") == "queued" and dock.clear_button.isEnabled()
+
+
 def test_missing_subject_words_are_named():
     fox = Character(id="f", name="Pip", description="a fox", subjects=("fox",))
     bear = Character(id="b", name="Bo", description="a bear", subjects=("bear",))
