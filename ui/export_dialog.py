@@ -47,6 +47,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
         self.format_combo.currentIndexChanged.connect(self._format_changed)
+        self._sync_dpi()
         self.resize(560, self.sizeHint().height())
 
     def fmt(self) -> str:
@@ -63,6 +64,10 @@ class ExportDialog(QDialog):
         path = self.out_path()
         if path.name:
             self.path_edit.setText(str(path.with_suffix(suffix)))
+        self._sync_dpi()
+
+    def _sync_dpi(self) -> None:
+        """The dpi applies to raster pages only: PDFs embed each picture at its own resolution."""
         self.dpi_spin.setEnabled(self.fmt() in ("png", "cbz"))
 
     def _browse(self) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from app.project_model import Character
 from app.settings import Settings
+from ui.export_dialog import ExportDialog
 from ui.main_window import MainWindow
 from ui.model_dialog import ModelDialog
 from ui.panel_editor import missing_subjects
@@ -183,6 +184,19 @@ def test_clear_queue_drops_waiting_jobs_and_ended_rows_but_keeps_the_running_job
     assert dock.list.count() == 0 and not dock.clear_button.isEnabled()
     q.job_added.emit("n1")  # the dock goes on with new jobs after a clear
     assert dock.job_state("n1") == "queued" and dock.clear_button.isEnabled()
+
+
+def test_export_dialog_offers_a_dpi_for_raster_formats_only(qtbot, tmp_path):
+    d = ExportDialog(tmp_path / "book.pdf")
+    qtbot.addWidget(d)
+    assert d.fmt() == "pdf" and not d.dpi_spin.isEnabled()  # as opened, before any change of format
+    d.format_combo.setCurrentIndex(d.format_combo.findData("png"))
+    assert d.dpi_spin.isEnabled() and d.out_path() == tmp_path / "book.png"
+    d.format_combo.setCurrentIndex(d.format_combo.findData("screen-pdf"))
+    assert not d.dpi_spin.isEnabled() and d.out_path() == tmp_path / "book.pdf"
+    d.path_edit.setText("  ")
+    d.accept()
+    assert d.error_label.text() == "Say where to write the book." and d.result() != d.DialogCode.Accepted
 
 
 def test_missing_subject_words_are_named():
