@@ -112,7 +112,7 @@ class LibraryActions(QObject):
     def add(self) -> None:
         if not self._need_folder():
             return
-        dialog = LibraryDialog(self.library_factory().list(), self.w)
+        dialog = LibraryDialog(self.library_factory(), self.w)
         if dialog.exec() != LibraryDialog.DialogCode.Accepted:
             return
         self._add_entries(dialog.chosen_ids())

@@ -138,7 +138,7 @@ def _screens(out: Path, work: Path) -> None:
     w.grab().save(str(out / "character_other_model.png"))
     w.character_editor.current_model = w.generation.current_model_source
     w.character_editor.refresh_anchors()
-    library = LibraryDialog(CharacterLibrary().list(), w)
+    library = LibraryDialog(CharacterLibrary(), w)
     library.show()
     if library.list.count():
         library.list.item(0).setSelected(True)
