@@ -22,6 +22,7 @@ __all__ = ["LibraryDialog"]
 
 _THUMB = 128
 _ERROR_ROLE = Qt.ItemDataRole.UserRole + 1
+_NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 class LibraryDialog(QDialog):
@@ -140,6 +141,7 @@ class LibraryDialog(QDialog):
         item = QListWidgetItem(QIcon(pix), f"{e.name}\n{words}" if words else e.name)
         item.setData(Qt.ItemDataRole.UserRole, e.id)
         item.setData(_ERROR_ROLE, e.error or "")
+        item.setData(_NAME_ROLE, e.name)
         if e.error:  # selectable, so that it can go to the trash, but never added to a project
             item.setForeground(QBrush(QColor("#999999")))
             item.setToolTip(f"This file cannot be used: {e.error}")
@@ -149,7 +151,7 @@ class LibraryDialog(QDialog):
 
     # -- actions ------------------------------------------------------------------------------------------------
     def _selected(self) -> list[tuple[str, str]]:
-        return [(i.data(Qt.ItemDataRole.UserRole), i.text().split("\n")[0]) for i in self.list.selectedItems()]
+        return [(i.data(Qt.ItemDataRole.UserRole), i.data(_NAME_ROLE)) for i in self.list.selectedItems()]
 
     def _apply(self, action, done: str) -> None:
         """Run ``action(id)`` on each selected character; report what was done and the first refusal."""
