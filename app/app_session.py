@@ -3,6 +3,7 @@
 Contract (QtCore only, GUI thread):
 - ``AppSession.project`` is an immutable ``app.project_model.Project`` (or ``None``); every edit replaces it with
   a new value through ``apply(new_project, change)``, so an undo step is just the previous value.
+- The selection always names an item of the project (or nothing): an edit that removes the selected item clears it.
 - Signals, each emitted only when the value really changes (STYLE §2.5–2.7):
   ``project_changed(object)`` — another project was opened/created (views rebind);
   ``project_edited(object ProjectChange)`` — the open project was edited: which kinds and ids, and who did it;
@@ -78,11 +79,17 @@ class AppSession(QObject):
             self.folder_changed.emit(str(folder))
 
     def apply(self, project: Any, change: ProjectChange) -> None:
-        """Replace the project with an edited version (called by undo commands and finished jobs)."""
+        """Replace the project with an edited version (called by undo commands and finished jobs). A selection
+        whose item the edit removed (an undo of "+ Panel", say) is cleared first, so no view edits an item that
+        is gone."""
         if project is self._project:
             return
         self._project = project
         self.set_modified(True)
+        kind, item_id = self._selection
+        lookup = {"character": self.character, "panel": self.panel, "page": self.page}.get(kind)
+        if lookup is not None and lookup(item_id) is None:
+            self.select("", "")
         self.project_edited.emit(change)
 
     # -- selection / modified ---------------------------------------------------------------------------------

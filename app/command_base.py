@@ -88,5 +88,14 @@ class FieldEdit(Command):
         if self.merge_key is None or getattr(other, "merge_key", None) != self.merge_key:
             return False
         assert isinstance(other, FieldEdit)
-        self.changes = dict(other.changes)
+        self.absorb(other)
         return True
+
+    def absorb(self, other: "FieldEdit") -> None:
+        """Fold ``other`` (the next edit of one gesture, already done) into this one: its new values win, a field
+        only this one set keeps its value (the first keystroke's ``identity_file=None``, say), and undo restores
+        every field to its value from before the gesture."""
+        self.changes = {**self.changes, **other.changes}
+        if self._old is not None:
+            for k, v in (other._old or {}).items():
+                self._old.setdefault(k, v)

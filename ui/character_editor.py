@@ -45,6 +45,7 @@ class CharacterEditor(QWidget):
         self.setObjectName("character_editor")
         self._session, self._stack, self._images = session, stack, images
         self._character_id = ""
+        self._shown_sheet: tuple | None = None  # (identity file, prompts, seeds) the sheet shows
         self._loading = False
         self.current_model: Callable[[], str | None] = lambda: None  # the model source jobs use now
 
@@ -181,15 +182,22 @@ class CharacterEditor(QWidget):
             return
         if change.initiator is self:
             self.heading.setText(self._character().name or "Unnamed character")
+            if self._sheet_key(self._character()) != self._shown_sheet:
+                self.refresh_anchors()  # own edits of prompts, seeds or the identity change the sheet
             return
         if change.touches("character", self._character_id):
             self._load()
+
+    @staticmethod
+    def _sheet_key(c) -> tuple:
+        return (c.identity_file, c.anchor_prompts, c.anchor_seeds)
 
     def refresh_anchors(self) -> None:
         """Rebuild the character sheet from the character's identity file (placeholders while it has none)."""
         c = self._character()
         if c is None:
             return
+        self._shown_sheet = self._sheet_key(c)
         self.anchors.clear()
         folder = self._session.folder
         sheet = read_sheet(folder, c.identity_file)
@@ -293,7 +301,6 @@ class CharacterEditor(QWidget):
         seeds = list(c.anchor_seeds)
         seeds[i] = random.randrange(2**31 - 1)
         self._edit(f"Re-roll anchor {i + 1}", {"anchor_seeds": tuple(seeds), "identity_file": None})
-        self.refresh_anchors()
         self.generate_anchors_requested.emit(c.id)
 
     def _keep_checked(self) -> None:
@@ -305,10 +312,12 @@ class CharacterEditor(QWidget):
         if not keep or len(keep) == len(c.anchor_prompts):
             return
         self.prompts_edit.blockSignals(True)
-        self._edit("Keep chosen anchors", {"anchor_prompts": tuple(c.anchor_prompts[i] for i in keep),
-                                           "anchor_seeds": tuple(c.anchor_seeds[i] for i in keep),
-                                           "identity_file": None})
-        self.prompts_edit.blockSignals(False)
+        try:
+            self._edit("Keep chosen anchors", {"anchor_prompts": tuple(c.anchor_prompts[i] for i in keep),
+                                               "anchor_seeds": tuple(c.anchor_seeds[i] for i in keep),
+                                               "identity_file": None})
+        finally:
+            self.prompts_edit.blockSignals(False)
         self._load()
         self.generate_anchors_requested.emit(c.id)
 

@@ -3,7 +3,7 @@
 ``redo`` applies ``cmd.do`` to the session's current project and ``undo`` applies ``cmd.undo`` (which reverts only
 this command's change, so images that finished in between stay). Consecutive edits with the same merge key
 (typing into one field, dragging one balloon) fold into one undo step: the first command keeps the values from
-before the gesture, the last one's new values are taken over.
+before the gesture, the later ones' new values are folded in (``FieldEdit.absorb``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class CommandEdit(QUndoCommand):
         if self.cmd.merge_with(other.cmd):
             return True
         if isinstance(self.cmd, FieldEdit) and type(self.cmd) is type(other.cmd):
-            self.cmd.changes = dict(other.cmd.changes)
+            self.cmd.absorb(other.cmd)
             return True
         return False
 

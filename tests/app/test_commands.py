@@ -157,3 +157,19 @@ def test_drags_and_typing_merge_into_one_step():
     assert typing.merge_with(C.EditPanel("p2", text="a be"))
     assert not typing.merge_with(C.EditPanel("p2", seed=3))
     assert C.EditPanel("p2", seed=1).merge_key is None
+
+
+def test_absorbed_edits_keep_fields_only_the_first_set_and_undo_every_field():
+    """One gesture's edits folded together (``FieldEdit.absorb``): the first keystroke also dropped the identity,
+    a later one changed another field; redo replays both, undo restores both."""
+    p0 = base().with_character(replace(base().character("mira"), identity_file="characters/mira.character"))
+    first = C.EditCharacter("mira", description="a red fox in", identity_file=None)
+    p1 = first.do(p0)
+    later = C.EditCharacter("mira", description="a red fox in a hat", name="Mira Hat")
+    p2 = later.do(p1)
+    first.absorb(later)
+    assert first.changes == {"description": "a red fox in a hat", "identity_file": None, "name": "Mira Hat"}
+    back = first.undo(p2)
+    assert back == p0
+    again = first.do(back).character("mira")
+    assert (again.description, again.identity_file, again.name) == ("a red fox in a hat", None, "Mira Hat")
