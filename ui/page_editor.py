@@ -7,7 +7,9 @@ Every change is an ``app.commands`` command pushed on the undo stack; drags fold
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmap, QUndoStack
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsScene, QGraphicsView, QGroupBox,
                                QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSlider, QVBoxLayout, QWidget)
@@ -24,6 +26,7 @@ from ui.project_undo import push_command
 
 __all__ = ["PageEditor", "compose"]
 
+_MIN_TEXT_PT = 4.0  # the smallest balloon text size a project accepts (``app.project_codec``)
 _BALLOON_LABELS = {"speech": "Speech", "thought": "Thought", "shout": "Shout", "caption": "Caption"}
 
 
@@ -37,12 +40,34 @@ def compose(session: AppSession, page_id: str, bleed: bool = True):
 
 
 class PageView(QGraphicsView):
+    """The page's view. While it has the focus and ``delete_balloon()`` can act (a balloon is selected), Delete and
+    Backspace remove that balloon: the view takes the keys before the window's "Delete selected", which would
+    remove the whole page."""
+
+    _DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+
     def __init__(self, scene: QGraphicsScene) -> None:
         super().__init__(scene)
         self.setObjectName("page_view")
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
         self.setBackgroundBrush(QColor("#5a5a60"))
         self.setAcceptDrops(True)
+        self.can_delete_balloon: Callable[[], bool] = lambda: False
+        self.delete_balloon: Callable[[], None] = lambda: None
+
+    def event(self, event) -> bool:  # noqa: D102 - Qt API
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in self._DELETE_KEYS
+                and self.can_delete_balloon()):
+            event.accept()  # the key comes to keyPressEvent instead of triggering the window's shortcut
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.key() in self._DELETE_KEYS and self.can_delete_balloon():
+            self.delete_balloon()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def fit(self) -> None:
         r = self.scene().itemsBoundingRect()
@@ -66,11 +91,15 @@ class PageEditor(QWidget):
         self.selected_slot = 0
         self.selected_balloon = ""
         self._loading = False
+        self._framing = False  # an own pan/zoom edit is being applied: redraw the picture, keep the scene's items
+        self.page_item: PageItem | None = None
         self.slot_items: list[SlotItem] = []
         self.balloon_items: dict[str, BalloonItem] = {}
 
         self.scene = QGraphicsScene(self)
         self.view = PageView(self.scene)
+        self.view.can_delete_balloon = lambda: bool(self.selected_balloon)
+        self.view.delete_balloon = self._remove_balloon
 
         self.heading = QLabel()
         self.heading.setStyleSheet("font-size: 16px; font-weight: bold;")
@@ -118,7 +147,9 @@ class PageEditor(QWidget):
         for kind in BALLOON_KINDS:
             self.balloon_kind.addItem(_BALLOON_LABELS[kind], kind)
         self.balloon_size = QDoubleSpinBox()
-        self.balloon_size.setRange(0, 72)
+        # The lowest value stands for "fit" (auto size); a set size is 4 pt or more, as the project accepts.
+        self.balloon_size.setRange(_MIN_TEXT_PT - 1, 72)
+        self.balloon_size.setDecimals(1)
         self.balloon_size.setSpecialValueText("fit")
         self.balloon_size.setSuffix(" pt")
         self.remove_balloon_button = QPushButton("Remove balloon")
@@ -132,7 +163,7 @@ class PageEditor(QWidget):
         self.balloon_kind.activated.connect(
             lambda _i: self._edit_balloon(kind=self.balloon_kind.currentData()))
         self.balloon_size.valueChanged.connect(
-            lambda v: self._edit_balloon(font_size_pt=float(v) if v > 0 else None))
+            lambda v: self._edit_balloon(font_size_pt=float(v) if v >= _MIN_TEXT_PT else None))
         self.remove_balloon_button.clicked.connect(self._remove_balloon)
 
         guides = QLabel("<span style='color:#c00'>red dashes</span>: bleed edge (cut away when printed) · "
@@ -173,7 +204,12 @@ class PageEditor(QWidget):
     def _on_edited(self, change: ProjectChange) -> None:
         if self._page() is None or not self.isVisible() and change.initiator is not self:
             return
-        if {"page", "panel", "asset", "book"} & change.kinds:
+        if change.initiator is self and self._framing and self.page_item is not None:
+            # A drag or wheel in a slot: rebuilding would delete the slot item that is handling the mouse.
+            self.page_item.composition = compose(self._session, self._page_id)
+            self.page_item.update()
+            self.select_slot(self.selected_slot)
+        elif {"page", "panel", "asset", "book"} & change.kinds:
             self.rebuild()
 
     def rebuild(self) -> None:
@@ -185,7 +221,8 @@ class PageEditor(QWidget):
         try:
             self.scene.clear()
             comp = compose(self._session, page.id)
-            self.scene.addItem(PageItem(comp))
+            self.page_item = PageItem(comp)
+            self.scene.addItem(self.page_item)
             template = load_layout(page.layout)
             from app.page_geometry import slot_rects
             gutter = page.gutter_in if page.gutter_in is not None else project.book.gutter_in
@@ -266,7 +303,7 @@ class PageEditor(QWidget):
             if self.balloon_text.toPlainText() != b.text:
                 self.balloon_text.setPlainText(b.text)
             self.balloon_kind.setCurrentIndex(self.balloon_kind.findData(b.kind))
-            self.balloon_size.setValue(b.font_size_pt or 0)
+            self.balloon_size.setValue(b.font_size_pt or self.balloon_size.minimum())
         else:
             self.balloon_text.setPlainText("")
         self._loading = False
@@ -299,12 +336,19 @@ class PageEditor(QWidget):
             return
         fx = min(1.0, max(0.0, fill.focus_x + dx / fill.zoom))
         fy = min(1.0, max(0.0, fill.focus_y + dy / fill.zoom))
-        self._push(SetFraming(self._page_id, slot, focus_x=fx, focus_y=fy))
+        self._frame(SetFraming(self._page_id, slot, focus_x=fx, focus_y=fy))
 
     def _zoom_by(self, slot: int, factor: float) -> None:
         fill = self._page().slots[slot]
         if fill.panel_id is not None:
-            self._push(SetFraming(self._page_id, slot, zoom=min(4.0, max(1.0, fill.zoom * factor))))
+            self._frame(SetFraming(self._page_id, slot, zoom=min(4.0, max(1.0, fill.zoom * factor))))
+
+    def _frame(self, cmd: SetFraming) -> None:
+        self._framing = True
+        try:
+            self._push(cmd)
+        finally:
+            self._framing = False
 
     def _zoom_changed(self, value: int) -> None:
         if not self._loading:
