@@ -33,7 +33,7 @@ from .project_model import Project, ProjectError
 
 __all__ = ["PROJECT_FILE", "BACKUP_FILE", "AUTOSAVE_FILE", "open_project", "open_backup", "save_project",
            "autosave", "recovery_available", "recover", "discard_autosave", "update_project", "project_bytes",
-           "read_project_file", "folder_lock"]
+           "read_project_file", "folder_lock", "new_folder_problem"]
 
 PROJECT_FILE = "project.json"
 BACKUP_FILE = "project.json.bak"
@@ -41,6 +41,23 @@ AUTOSAVE_FILE = "project.autosave.json"
 
 _locks: dict[str, threading.RLock] = {}
 _locks_guard = threading.Lock()
+
+
+def new_folder_problem(folder: str | Path) -> str | None:
+    """Why a new project (or a copy saved with "Save as") cannot go into ``folder``, in words; ``None`` when it is
+    missing (it will be made) or an empty folder. A folder that holds anything is refused: another project's files
+    there would be replaced or mixed with this one's."""
+    folder = Path(folder)
+    try:
+        if not folder.exists():
+            return None
+        if not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        if any(folder.iterdir()):
+            return f"{folder} is not empty"
+    except OSError as exc:
+        return f"{folder} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def folder_lock(folder: str | Path) -> threading.RLock:

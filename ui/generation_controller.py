@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
@@ -72,9 +73,10 @@ class GenerationController(QObject):
         self.stack = stack
         self.queue = queue if queue is not None else JobQueue(preview_every=max(0, settings.preview_every),
                                                               parent=self)
-        self._jobs: dict[str, Job | CharacterJob] = {}
+        self._jobs: dict[str, tuple[Job | CharacterJob, Path | None]] = {}  # each with the folder it draws for
         dock.set_queue(self.queue)
         self.queue.job_finished.connect(self._on_finished)
+        self.queue.job_failed.connect(lambda job_id, *_: self._jobs.pop(job_id, None))  # failed or cancelled
         session.project_changed.connect(self._on_project_changed)
         session.folder_changed.connect(lambda _f: self._on_project_changed(session.project))
         self.apply_model_settings()
@@ -124,7 +126,7 @@ class GenerationController(QObject):
         if words:
             self.error.emit(f"{title} was not queued. {words}")
             return
-        self._jobs[job.id] = job
+        self._jobs[job.id] = (job, self._session.folder)
         self._dock.set_title(job.id, title)
         self.queue.enqueue(job)
 
@@ -179,21 +181,31 @@ class GenerationController(QObject):
         except ProjectError as exc:
             self.error.emit(f"Cannot draw panel {n}: {exc}")
 
+    def _panels_in_queue(self) -> set[str]:
+        """The panels of this folder's jobs that wait or run."""
+        return {pid for job, folder in self._jobs.values() if folder == self._session.folder
+                for pid in getattr(job, "panel_ids", ())}
+
     def generate_missing(self) -> None:
+        """Queue every panel without a picture, except those already waiting or being drawn."""
         if not self._ready():
             return
-        project = self._session.project
-        for p in project.panels:
-            if p.current is None and not self._fit_to_slot(p.id):
+        queued = self._panels_in_queue()
+        missing = [p.id for p in self._session.project.panels if p.current is None and p.id not in queued]
+        for panel_id in missing:
+            if not self._fit_to_slot(panel_id):
                 return
         project = self._session.project
         try:
-            jobs = plan_jobs(project, max_batch=max(2, self._settings.max_batch), steps=self._settings.steps)
+            jobs = plan_jobs(project, max_batch=max(2, self._settings.max_batch), panel_ids=missing,
+                             steps=self._settings.steps) if missing else []
         except ProjectError as exc:
             self.error.emit(f"Cannot draw the missing panels: {exc}")
             return
         if not jobs:
-            self.error.emit("Every panel has a picture already. Select a panel and press Regenerate for a new one.")
+            self.error.emit("The panels without a picture are already in the queue."
+                            if any(p.current is None for p in project.panels) else
+                            "Every panel has a picture already. Select a panel and press Regenerate for a new one.")
         index = {p.id: i + 1 for i, p in enumerate(project.panels)}
         profile = profile_for(self.model_source())
         refused: list[str] = []
@@ -218,9 +230,9 @@ class GenerationController(QObject):
 
     # -- results -----------------------------------------------------------------------------------------------
     def _on_finished(self, job_id: str, asset_ids: list) -> None:
-        job = self._jobs.pop(job_id, None)
-        if job is None:
-            return
+        job, folder = self._jobs.pop(job_id, (None, None))
+        if job is None or folder != self._session.folder:
+            return  # drawn for a project (folder) that is no longer open: its files are in that folder
         if isinstance(job, CharacterJob):
             self._identity_made(job, asset_ids[0] if asset_ids else "")
         elif self._session.project is not None:

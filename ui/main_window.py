@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none yet)").setEnabled(False)
         for folder in recent:
-            self.recent_menu.addAction(folder, lambda f=folder: self.files.open_folder(f))
+            self.recent_menu.addAction(folder, lambda f=folder: self.files.open_recent(f))
 
     # -- state ---------------------------------------------------------------------------------------------------
     def _show_editor(self, kind: str, item_id: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from app import project_store
 from app.page_presets import PRESETS
 
 __all__ = ["NewProjectDialog", "folder_name_for"]
@@ -85,8 +86,8 @@ class NewProjectDialog(QDialog):
         if not parent.is_dir():
             self.error_label.setText(f"The folder {parent} does not exist. Choose an existing folder.")
             return
-        if self.folder().exists() and any(self.folder().iterdir()):
-            self.error_label.setText(f"{self.folder()} already exists and is not empty. Choose another title "
-                                     "or folder.")
+        problem = project_store.new_folder_problem(self.folder())
+        if problem:
+            self.error_label.setText(f"{problem}. Choose another title or folder.")
             return
         super().accept()

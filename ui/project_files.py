@@ -79,8 +79,23 @@ class ProjectFiles(QObject):
                 return
 
     # -- new / open / save -------------------------------------------------------------------------------------
+    def leave_project(self, then: str, *, save: bool = True) -> bool:
+        """Before another project or folder takes this one's place: pictures still being drawn for this folder are
+        stopped (after asking: they would land in the old folder), and unsaved edits are offered for saving
+        (``save``). False when the user keeps things as they are."""
+        busy = self.w.generation.busy()
+        if busy and not self._ask("Pictures are being drawn",
+                                  f"Pictures are still being drawn for this project. Stop them and {then}? "
+                                  "Finished pictures are kept."):
+            return False
+        if save and not self.maybe_save():
+            return False
+        if busy:
+            self.w.generation.queue.cancel_now()
+        return True
+
     def new_project(self) -> None:
-        if not self.maybe_save():
+        if not self.leave_project("make a new project"):
             return
         parent = self.session.folder.parent if self.session.folder else Path.home()
         dialog = NewProjectDialog(parent, self.w)
@@ -101,10 +116,14 @@ class ProjectFiles(QObject):
         self.w.statusBar().showMessage(f"Created {folder}", 8000)
 
     def open_dialog(self) -> None:
-        if not self.maybe_save():
+        if not self.leave_project("open another project"):
             return
         folder = QFileDialog.getExistingDirectory(self.w, "Open a project folder (it holds project.json)")
         if folder:
+            self.open_folder(folder)
+
+    def open_recent(self, folder: str | Path) -> None:
+        if self.leave_project("open another project"):
             self.open_folder(folder)
 
     def open_folder(self, folder: str | Path) -> bool:
@@ -152,6 +171,17 @@ class ProjectFiles(QObject):
         if not folder:
             return False
         target = Path(folder)
+        if self.session.folder is not None and target.resolve() == self.session.folder.resolve():
+            self.w.show_error(f"{target} is this project's own folder: use Save (Ctrl+S), or choose an empty "
+                              "folder for the copy.")
+            return False
+        problem = project_store.new_folder_problem(target)
+        if problem:
+            self.w.show_error(f"Could not save into {target}: {problem}. Choose an empty folder (the folder "
+                              "dialog can make a new one).")
+            return False
+        if not self.leave_project("save into the new folder", save=False):
+            return False
         try:
             if self.session.folder is not None and (self.session.folder / "assets").is_dir():
                 shutil.copytree(self.session.folder / "assets", target / "assets", dirs_exist_ok=True)

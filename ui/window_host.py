@@ -8,13 +8,16 @@ Qt parent.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtGui import QCursor, QUndoStack
 from PySide6.QtWidgets import QMessageBox, QStatusBar
 
 from app.app_session import AppSession
 from app.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.generation_controller import GenerationController
 
 __all__ = ["WindowHost"]
 
@@ -23,6 +26,7 @@ class WindowHost(Protocol):
     session: AppSession
     settings: Settings
     undo_stack: QUndoStack
+    generation: "GenerationController"
     last_message: str  # the last message shown to the user (tests read it)
 
     def show_error(self, message: str) -> None: ...

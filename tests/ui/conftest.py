@@ -6,7 +6,7 @@ import gc
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ui.gui_gc import GuiThreadCollector
 
@@ -44,3 +44,23 @@ def _run_in_next_modal(handler) -> None:
 @pytest.fixture
 def in_modal():
     return _run_in_next_modal
+
+
+def _answer_next_question(button: QMessageBox.StandardButton, seen: list[str], *more) -> None:
+    """Click ``button`` in the next message box (then ``more`` buttons in the boxes after it); each box's text is
+    appended to ``seen``."""
+    def poll():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or not box.isVisible():
+            QTimer.singleShot(20, poll)
+            return
+        seen.append(box.text())
+        box.button(button).click()
+        if more:
+            _answer_next_question(more[0], seen, *more[1:])
+    QTimer.singleShot(0, poll)
+
+
+@pytest.fixture
+def answer_next_question():
+    return _answer_next_question

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.commands import AddPanel
@@ -66,21 +66,7 @@ def test_cancel_now_stops_within_one_step_and_keeps_the_project(qtbot, window):
     assert queue.is_idle()
 
 
-def _answer_next_question(button: QMessageBox.StandardButton, seen: list[str], *more) -> None:
-    """Click ``button`` in the next message box (then ``more`` buttons in the boxes after it)."""
-    def poll():
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox) or not box.isVisible():
-            QTimer.singleShot(20, poll)
-            return
-        seen.append(box.text())
-        box.button(button).click()
-        if more:
-            _answer_next_question(more[0], seen, *more[1:])
-    QTimer.singleShot(0, poll)
-
-
-def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window):
+def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window, answer_next_question):
     w = window
     queue = w.generation.queue
     w.session.select("panel", "p1")
@@ -88,12 +74,12 @@ def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window):
         qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
 
     seen: list[str] = []
-    _answer_next_question(QMessageBox.StandardButton.No, seen)
+    answer_next_question(QMessageBox.StandardButton.No, seen)
     assert not w.close()
     assert w.isVisible() and w.generation.busy() and queue.is_running()
     assert "still being drawn" in seen[0]
 
-    _answer_next_question(QMessageBox.StandardButton.Yes, seen, QMessageBox.StandardButton.Discard)
+    answer_next_question(QMessageBox.StandardButton.Yes, seen, QMessageBox.StandardButton.Discard)
     assert w.close()
     assert len(seen) == 3 and "Save the changes" in seen[2] and not w.isVisible()
     assert not queue.is_running()  # joined before the window went away
@@ -102,7 +88,7 @@ def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window):
     assert open_project(w.session.folder).panel("p1").current is None
 
 
-def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, tmp_path):
+def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, tmp_path, answer_next_question):
     from app.project_store import AUTOSAVE_FILE, recovery_available
 
     settings = Settings(tmp_path / "settings.ini")
@@ -121,10 +107,45 @@ def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, tmp
 
     second = MainWindow(settings)
     seen: list[str] = []
-    _answer_next_question(QMessageBox.StandardButton.Yes, seen)
+    answer_next_question(QMessageBox.StandardButton.Yes, seen)
     assert second.files.open_folder(folder)
     assert "Recover those changes?" in seen[0]
     assert [p.text for p in second.session.project.panels] == ["a crashed panel"]
     assert second.session.modified and second.windowTitle().startswith("Old*")
     assert open_project(folder).panels == ()  # the saved file is untouched until the user saves
     second.confirm_close_without_asking()
+
+
+def test_switching_project_during_a_run_asks_stops_it_and_keeps_its_result_out(qtbot, window, tmp_path,
+                                                                               answer_next_question):
+    w = window
+    queue = w.generation.queue
+    first_folder = w.session.folder
+    w.session.select("panel", "p1")
+    with qtbot.waitSignal(queue.job_progress, timeout=TIMEOUT_MS):
+        qtbot.mouseClick(w.panel_editor.generate_button, Qt.MouseButton.LeftButton)
+    running = queue.running_id
+
+    w.generation.generate_missing()  # p1 is being drawn: it is not queued a second time
+    assert queue.pending_ids() == [] and w.last_message == "The panels without a picture are already in the queue."
+    for box in w.findChildren(QMessageBox, "message_box"):
+        box.close()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    save_project(Project(title="Other", book=BookSettings(title="Other"),
+                         panels=(Panel(id="p1", text="a boat at sea", seed=1),)), other)
+    seen: list[str] = []
+    answer_next_question(QMessageBox.StandardButton.No, seen)
+    w.files.open_recent(other)
+    assert "still being drawn" in seen[0] and w.session.folder == first_folder and queue.running_id == running
+
+    answer_next_question(QMessageBox.StandardButton.Yes, seen, QMessageBox.StandardButton.Discard)
+    with qtbot.waitSignal(queue.job_failed, timeout=TIMEOUT_MS) as failed:
+        w.files.open_recent(other)
+    assert failed.args[:2] == [running, "cancelled"] and "Save the changes" in seen[2]
+    assert w.session.folder == other and w.session.project.title == "Other"
+    # a result that arrives for the folder that was closed is not applied to the one now open
+    w.generation._jobs["late"] = (w.generation._jobs.get(running, (None,))[0] or object(), first_folder)
+    w.generation._on_finished("late", ["a" * 64])
+    assert w.session.panel("p1").current is None and not w.session.modified
