@@ -183,8 +183,9 @@ class ProjectFiles(QObject):
         if not self.leave_project("save into the new folder", save=False):
             return False
         try:
-            if self.session.folder is not None and (self.session.folder / "assets").is_dir():
-                shutil.copytree(self.session.folder / "assets", target / "assets", dirs_exist_ok=True)
+            for sub in ("assets", "characters"):  # pictures and the characters' saved identities
+                if self.session.folder is not None and (self.session.folder / sub).is_dir():
+                    shutil.copytree(self.session.folder / sub, target / sub, dirs_exist_ok=True)
             project_store.save_project(self.session.project, target)
         except (OSError, ProjectError) as exc:
             self.w.show_error(f"Could not save into {target}: {exc}. Choose another folder.")

@@ -14,8 +14,6 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from app.project_model import (Balloon, BookSettings, Character, Page, Panel, Project, SlotFill,
                                default_anchor_prompts)
 from app.project_store import PROJECT_FILE, open_project, save_project
-from app.settings import Settings
-from ui.main_window import MainWindow
 from ui.new_project_dialog import NewProjectDialog
 
 
@@ -32,20 +30,10 @@ def _project() -> Project:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = Settings(tmp_path / "settings.ini")
-    settings.model_source, settings.steps, settings.max_size = "tiny", 2, 64
-    settings.first_run_done = True
-    folder = tmp_path / "book"
-    folder.mkdir()
-    save_project(_project(), folder)
-    win = MainWindow(settings)
+def window(window_on):
+    win = window_on(_project())
     win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.files.open_folder(folder)
-    yield win
-    win.confirm_close_without_asking()
+    return win
 
 
 @pytest.mark.parametrize("kind", ["character", "panel", "page"])
@@ -180,8 +168,11 @@ def test_save_as_refuses_a_folder_that_is_not_empty(qtbot, window, tmp_path, mon
     assert not w.files.save_as()
     assert "this project's own folder" in w.last_message
     (tmp_path / "empty").mkdir()
+    (tmp_path / "book" / "characters").mkdir()
+    (tmp_path / "book" / "characters" / "fox.character").write_bytes(b"the fox's identity")
     assert w.files.save_as()
-    assert w.session.folder == tmp_path / "empty" and open_project(tmp_path / "empty", allow_missing=True).title == "Safe"
+    assert w.session.folder == tmp_path / "empty" and open_project(tmp_path / "empty").title == "Safe"
+    assert (tmp_path / "empty" / "characters" / "fox.character").read_bytes() == b"the fox's identity"
 
 
 def test_new_project_dialog_refuses_a_file_or_a_full_folder_in_one_sentence(qtbot, tmp_path):
