@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import user_dirs
 from .assets import atomic_write_bytes
+from .project_model import MAX_CHARACTER_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.identity import Identity
@@ -39,7 +40,6 @@ __all__ = ["LibraryError", "LibraryEntry", "CharacterLibrary", "SUFFIX", "TRASH_
 SUFFIX = ".character"
 TRASH_DIR = ".trash"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
-_MAX_NAME = 80
 
 
 class LibraryError(Exception):
@@ -90,9 +90,9 @@ def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise LibraryError("A character needs a name.", hint="Type at least one letter.")
     name = " ".join(name.split())
-    if len(name) > _MAX_NAME:
+    if len(name) > MAX_CHARACTER_NAME:
         raise LibraryError(f"The name is too long ({len(name)} characters).",
-                           hint=f"Use at most {_MAX_NAME} characters.")
+                           hint=f"Use at most {MAX_CHARACTER_NAME} characters.")
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise LibraryError("The name contains control characters.", hint="Use letters, digits and punctuation.")
     return name

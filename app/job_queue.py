@@ -37,6 +37,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from .character_library import LibraryError
 from .job_plan import Job
 from .job_runner import run_job
 from .project_model import Project, ProjectError
@@ -61,6 +62,8 @@ def classify_error(exc: BaseException) -> tuple[str, str, str]:
         return "invalid", exc.message, exc.hint or "Fix the panel and run it again."
     if isinstance(exc, ProjectError):
         return "io", str(exc), "The images already finished are saved; fix the project and run the job again."
+    if isinstance(exc, LibraryError):  # saving a new identity in the character library: a name, a full disk
+        return "io", exc.message, exc.hint or "Fix it and generate the anchors again."
     if isinstance(exc, OSError):
         return "io", f"Could not write the result: {exc.strerror or exc}.", \
             "Check the disk has free space and the project folder is writable, then run the job again."

@@ -17,8 +17,8 @@ import math
 import re
 from typing import Any, Callable
 
-from .project_model import (BALLOON_KINDS, FORMAT, SCHEMA_VERSION, SCHEDULERS, Balloon, BookSettings, Character,
-                            GenerationSettings, Page, Panel, Project, ProjectError, SlotFill)
+from .project_model import (BALLOON_KINDS, FORMAT, MAX_CHARACTER_NAME, SCHEMA_VERSION, SCHEDULERS, Balloon,
+                            BookSettings, Character, GenerationSettings, Page, Panel, Project, ProjectError, SlotFill)
 
 __all__ = ["project_to_dict", "project_from_dict", "validate_project", "check_relative_path", "ASSET_ID_RE",
            "ID_RE", "known_page_presets"]
@@ -200,7 +200,7 @@ def _character(v: Any, path: str) -> Character:
                   lambda x, p: _int(x, p, 0, MAX_SEED, "a whole number ≥ 0"), max_len=16)
     description = _str(d["description"], _join(path, "description"))
     c = Character(id=_id(d["id"], _join(path, "id")), name=_str(d["name"], _join(path, "name"), nonempty=True,
-                                                                  max_len=200),
+                                                                  max_len=MAX_CHARACTER_NAME),
                   description=description, subjects=subjects, anchor_prompts=prompts, anchor_seeds=seeds,
                   identity_file=_opt(check_relative_path)(d.get("identity_file"), _join(path, "identity_file")),
                   dropout=_float(d.get("dropout", 0.5), _join(path, "dropout"), 0.0, 0.99))

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT",
     "SCHEMA_VERSION",
     "BALLOON_KINDS",
+    "MAX_CHARACTER_NAME",
     "SCHEDULERS",
     "BookSettings",
     "GenerationSettings",
@@ -38,6 +39,7 @@ __all__ = [
 FORMAT = "consistory-studio-project"
 SCHEMA_VERSION = 2  # the version this app writes; older ones are migrated by app.project_migrations
 BALLOON_KINDS = ("speech", "thought", "shout", "caption")
+MAX_CHARACTER_NAME = 200  # characters; the same in a project and in the character library
 SCHEDULERS = ("ddim", "euler")
 
 

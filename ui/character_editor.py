@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEd
 from app.anchor_jobs import read_sheet, sheet_matches
 from app.app_session import AppSession, ProjectChange
 from app.commands import EditCharacter
-from app.project_model import default_anchor_prompts
+from app.project_model import MAX_CHARACTER_NAME, default_anchor_prompts
 from ui.image_cache import ImageCache, placeholder_pixmap
 from ui.project_undo import push_command
 
@@ -54,6 +54,7 @@ class CharacterEditor(QWidget):
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("character_name")
         self.name_edit.setPlaceholderText("e.g. Pip")
+        self.name_edit.setMaxLength(MAX_CHARACTER_NAME)
         self.description_edit = QPlainTextEdit()
         self.description_edit.setObjectName("character_description")
         self.description_edit.setPlaceholderText("How the character looks, e.g. “a small red fox with a blue scarf”")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from app import user_dirs
 from app.character_library import CharacterLibrary, LibraryError, slugify
+from app.project_model import MAX_CHARACTER_NAME
 from engine.identity import Identity, read_identity, write_identity
 
 
@@ -67,9 +68,12 @@ def test_name_clash_gets_a_free_name_and_rename_keeps_the_id(lib, tmp_path):
     assert read_identity(second.path).anchor_seeds == (3, 4)
     with pytest.raises(LibraryError, match=r"^There is already a character named 'mira' in the library\. Choose"):
         lib.rename(third.id, "mira")
-    for bad, message in (("", "needs a name"), ("x" * 81, "too long"), ("a\x00b", "control characters")):
+    assert lib.rename(third.id, "x" * MAX_CHARACTER_NAME).name == "x" * MAX_CHARACTER_NAME  # what a project holds
+    for bad, message in (("", "needs a name"), ("x" * (MAX_CHARACTER_NAME + 1), "too long"),
+                         ("a\x00b", "control characters")):
         with pytest.raises(LibraryError, match=message):
             lib.rename(third.id, bad)
+    lib.rename(third.id, "MIRA (3)")
     assert [e.name for e in lib.list()] == ["Foxy the fox", "Mira", "MIRA (3)"]
     assert lib.find("foxy THE fox").id == second.id and lib.find(third.id).name == "MIRA (3)"
     assert slugify("Élodie the Fox!") == "elodie-the-fox" and slugify("???") == "character"

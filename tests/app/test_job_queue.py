@@ -215,3 +215,19 @@ def test_public_state_and_warm_up(qtbot):
         queue.shutdown()
     assert not queue.is_running()
     queue.warm_up()  # after shutdown: ignored, no error
+
+
+def test_errors_are_classified_as_the_users_problem_or_a_bug():
+    from app.character_library import LibraryError
+    from app.job_queue import classify_error
+    from app.project_model import ProjectError
+
+    too_long = LibraryError("The name is too long (201 characters).", hint="Use at most 200 characters.")
+    assert classify_error(too_long) == ("io", "The name is too long (201 characters).",
+                                        "Use at most 200 characters.")
+    assert classify_error(OSError(28, "No space left on device"))[:2] == \
+        ("io", "Could not write the result: No space left on device.")
+    assert classify_error(ProjectError("the panel has no text"))[0] == "io"
+    kind, message, hint = classify_error(KeyError("x"))
+    assert kind == "internal" and message.startswith("Unexpected error: KeyError") and "bug" in hint
+    assert {classify_error(e)[0] for e in (too_long, KeyError("x"))} <= set(FAILURE_KINDS)
