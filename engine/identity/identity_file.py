@@ -10,6 +10,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,10 @@ def read_identity(path: str | Path) -> Identity:
             raise IdentityError(f"{where} has no identity.json.", hint="Choose a .character file.")
         try:
             data = json.loads(zf.read("identity.json").decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # a bad CRC, damaged compressed data
+            raise IdentityError(f"{where} is damaged: identity.json cannot be read ({exc}).",
+                                hint="Export the character again, or restore it from a copy.") from exc
+        except ValueError as exc:  # includes UnicodeDecodeError
             raise IdentityError(f"{where}: identity.json is not valid JSON.") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise IdentityError(f"{where} is not a Consistory Studio character.")

@@ -17,7 +17,7 @@ from PIL import Image
 from app import user_dirs
 from app.character_library import CharacterLibrary, LibraryError, slugify
 from app.project_model import MAX_CHARACTER_NAME
-from engine.identity import Identity, read_identity, write_identity
+from engine.identity import Identity, IdentityError, read_identity, write_identity
 
 
 def make_identity(name: str = "Mira", fingerprint: str = "fp-one", seeds: tuple[int, int] = (1, 2)) -> Identity:
@@ -200,3 +200,20 @@ def test_a_character_from_another_model_is_refused_until_recreated(lib, tmp_path
     (old,) = lib.trash()
     assert old.id.startswith(f"{entry.id}-old-") and old.path.read_bytes() == data  # nothing lost
     assert lib.restore(old.id).name == "Mira (2)"
+
+
+def test_a_file_damaged_inside_its_zip_is_listed_with_the_reason_and_can_go_to_the_trash(lib, tmp_path):
+    good = lib.import_file(write_identity(make_identity(), tmp_path / "a.character"))
+    damaged = lib.folder / "damaged.character"
+    data = bytearray(good.path.read_bytes())
+    with zipfile.ZipFile(good.path) as zf:
+        info = zf.getinfo("identity.json")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)  # the member's data
+    data[start + 5] ^= 0xFF  # the zip's index is intact; the member's bytes (so its CRC or its stream) are not
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(IdentityError, match="damaged.character is damaged: identity.json cannot be read"):
+        read_identity(damaged)
+    entries = {e.id: e for e in lib.list()}  # listing does not stop at the damaged file
+    assert entries[good.id].error is None and "identity.json cannot be read" in entries["damaged"].error
+    lib.delete("damaged")
+    assert [e.id for e in lib.trash()] == ["damaged"] and [e.id for e in lib.list()] == [good.id]
