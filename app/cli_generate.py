@@ -166,16 +166,38 @@ def _generate_for_identities(model, args, spec, on_step):
                                     on_step=on_step)
 
 
-def _save_identity(model, args, spec, result) -> None:
+def _check_identity_dest(path: Path) -> None:
+    """``--save-identity`` names a new file in a writable folder: checked before any model work."""
+    if path.is_dir():
+        raise UsageError(f"--save-identity names the file to write, e.g. {path / 'mira.character'}; {path} is a "
+                         "folder.")
+    if path.exists():
+        raise UsageError(f"{path} already exists; choose another --save-identity file (nothing is overwritten).")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"The folder {path.parent} cannot be created ({exc.strerror or exc}); choose another "
+                         "--save-identity file.") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"The folder {path.parent} is not writable; choose another --save-identity file.")
+
+
+def _save_identity(model, args, spec, result) -> bool:
+    """Write the set's identity (after its pictures); a disk error is one sentence, the pictures stay."""
     from engine.identity import write_identity
     from engine.identity.identities import identity_from_set
 
     path = Path(args.save_identity).expanduser()
     ident = identity_from_set(model, spec, result, name=args.name or path.stem,
                               description=spec.prompts[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_identity(ident, path)
+    try:
+        write_identity(ident, path)
+    except OSError as exc:
+        print(f"error: the character could not be written to {path} ({exc.strerror or exc}); the pictures are "
+              "saved, generate the set again to save its character.", file=sys.stderr)
+        return False
     print(f"Saved the character '{ident.name}' ({len(ident.anchor_prompts)} anchors) to {path}", file=sys.stderr)
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,6 +221,8 @@ def _run(args: argparse.Namespace) -> int:
         if not Path(f).expanduser().is_file():
             raise UsageError(f"The character file {f} does not exist; give the path of a .character file.")
     folder = _prepare_out(args.out)
+    if args.save_identity:
+        _check_identity_dest(Path(args.save_identity).expanduser())
     from app.model_choice import default_model_source
 
     source = args.model or default_model_source()
@@ -229,8 +253,6 @@ def _run(args: argparse.Namespace) -> int:
             result = _generate_for_identities(model, args, spec, on_step)
         else:
             result = generate(model, spec, on_step=on_step)
-        if args.save_identity:
-            _save_identity(model, args, spec, result)
     except Cancelled:
         print("Cancelled; nothing was written.", file=sys.stderr)
         return 130
@@ -252,6 +274,13 @@ def _run(args: argparse.Namespace) -> int:
             entry["mask"] = str(mask_path)
         files.append(entry)
         print(f"Wrote {png}", file=sys.stderr)
+    if args.save_identity:
+        try:
+            if not _save_identity(model, args, spec, result):
+                return EXIT_BAD_INPUT
+        except EngineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if args.json:
         summary = {"model": model.describe(), "images": files, "seconds": round(time.perf_counter() - started, 3),
                    "consistory": spec.consistory is not None or bool(args.identity),

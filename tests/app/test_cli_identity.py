@@ -63,3 +63,20 @@ def test_a_damaged_character_file_is_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "not a character file" in err
     assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_a_save_identity_path_that_cannot_be_written_is_refused_before_any_model_work(tmp_path, capsys,
+                                                                                     monkeypatch):
+    import engine.model_loader
+
+    monkeypatch.setattr(engine.model_loader, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    (tmp_path / "taken.character").write_bytes(b"someone's character")
+    set_args = [*BASE, "--seed", "1", "--subject", "fox", "--prompt", "a fox", "--prompt", "a fox in the snow",
+                "--out", str(tmp_path / "o")]
+    for dest, message in ((tmp_path, "is a folder"), (tmp_path / "taken.character", "already exists"),
+                          (tmp_path / "taken.character" / "x.character", "cannot be created")):
+        code = main([*set_args, "--save-identity", str(dest)])
+        err = capsys.readouterr().err
+        assert code == 2 and len(_errors(err)) == 1 and message in err, err
+    assert (tmp_path / "taken.character").read_bytes() == b"someone's character"
+    assert not list((tmp_path / "o").glob("*.png"))
