@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -27,16 +27,19 @@ def comic_info_xml(title: str, sizes: Sequence[tuple[int, int]]) -> str:
             "</ComicInfo>\n")
 
 
-def write_cbz(images: Sequence[Any], out_path: Path | str, title: str = "") -> list[str]:
-    """Write PIL images as a CBZ; returns the member names in order."""
+def write_cbz(images: Iterable[Any], out_path: Path | str, title: str = "") -> list[str]:
+    """Write PIL images (any iterable: a generator is consumed one page at a time, and no page is kept once it is
+    written) as a CBZ; returns the member names in order."""
     names: list[str] = []
+    sizes: list[tuple[int, int]] = []
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_STORED) as z:
-        for i, im in enumerate(images):
+        for im in images:  # (not enumerate: its cached result tuple would hold the last page alive)
             buf = io.BytesIO()
             im.save(buf, "PNG")
-            name = f"page-{i + 1:03d}.png"
+            name = f"page-{len(names) + 1:03d}.png"
             z.writestr(name, buf.getvalue())
             names.append(name)
-        z.writestr("ComicInfo.xml", comic_info_xml(title, [im.size for im in images]),
-                   compress_type=zipfile.ZIP_DEFLATED)
+            sizes.append(im.size)
+            del im, buf
+        z.writestr("ComicInfo.xml", comic_info_xml(title, sizes), compress_type=zipfile.ZIP_DEFLATED)
     return names

@@ -148,7 +148,7 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from .export import export_book
+    from .export import export_book, prepare_export
     from .project_store import open_project
 
     folder = Path(args.project)
@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         _say("error: --max-side must be at least 16 pixels.")
         return 2
     project = open_project(folder, allow_missing=True)
+    prepare_export(project, folder, out, fmt, dpi=args.dpi)  # export mistakes before any drawing, not after
     failed: list[str] = []
     if not args.no_generate:
         project, failed = _generate(project, folder, args)

@@ -1,6 +1,7 @@
 """Export a book: print PDF, screen PDF, one PNG per page, or CBZ — with a report of what needs attention.
 
-Contract: ``export_book(project, folder, out_path, fmt, dpi=300)`` → ``ExportReport``.
+Contract: ``export_book(project, folder, out_path, fmt, dpi=300)`` → ``ExportReport``; ``prepare_export`` runs its
+checks and composes the pages without writing (``render`` calls it before generating).
 - "pdf": print PDF, each page trim + its bleed with TrimBox/BleedBox; "screen-pdf": trim only, no boxes;
   "png": one PNG per page at ``dpi`` (``out_path`` is a folder, or ``book.png`` → ``book-001.png`` …);
   "cbz": page PNGs at ``dpi`` + ComicInfo.xml. PNG and CBZ pages have no bleed.
@@ -21,7 +22,8 @@ from typing import Any
 
 from .page_composition import PageComposition, compose_page
 
-__all__ = ["ExportError", "ExportReport", "LowDpiImage", "FORMATS", "LOW_DPI", "compose_book", "export_book"]
+__all__ = ["ExportError", "ExportReport", "LowDpiImage", "FORMATS", "LOW_DPI", "compose_book", "export_book",
+           "prepare_export"]
 
 FORMATS = ("pdf", "screen-pdf", "png", "cbz")
 LOW_DPI = 200.0
@@ -73,10 +75,12 @@ def _temp_beside(final: Path) -> Path:
     return Path(name)
 
 
-def export_book(project: Any, folder: Path | str, out_path: Path | str, fmt: str = "pdf", dpi: float = 300,
-                progress: Callable[[int, int], None] | None = None) -> ExportReport:
-    from .page_raster import MAX_DPI, MIN_DPI, render_page
-    from .pdf_export import write_pdf
+def prepare_export(project: Any, folder: Path | str, out_path: Path | str, fmt: str = "pdf",
+                   dpi: float = 300) -> tuple[Path, bool, list[PageComposition]]:
+    """Check everything an export needs (format, dpi, pages, where to write, every page's layout) and compose the
+    pages, before any file is written: ``(out, png_dir, pages)``. ``render`` calls it before generating, so a
+    mistake in the export settings is found before hours of drawing. Raises ``ExportError``."""
+    from .page_raster import MAX_DPI, MIN_DPI
 
     if fmt not in FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
@@ -93,7 +97,15 @@ def export_book(project: Any, folder: Path | str, out_path: Path | str, fmt: str
         raise ExportError(f"Cannot create the folder {target_dir} ({exc.strerror}); choose another place.") from exc
     if out.is_dir() and not png_dir:
         raise ExportError(f"{out} is a folder; give a file name such as {out / ('book.' + fmt.split('-')[-1])}.")
-    pages = compose_book(project, folder, bleed=(fmt == "pdf"))
+    return out, png_dir, compose_book(project, folder, bleed=(fmt == "pdf"))
+
+
+def export_book(project: Any, folder: Path | str, out_path: Path | str, fmt: str = "pdf", dpi: float = 300,
+                progress: Callable[[int, int], None] | None = None) -> ExportReport:
+    from .page_raster import render_page
+    from .pdf_export import write_pdf
+
+    out, png_dir, pages = prepare_export(project, folder, out_path, fmt, dpi)
     n = len(pages)
     files: list[Path] = []
     try:
@@ -107,33 +119,35 @@ def export_book(project: Any, folder: Path | str, out_path: Path | str, fmt: str
             files.append(out)
             if progress:
                 progress(n, n)
-        else:
-            images = []
+        elif fmt == "png":
             for i, pc in enumerate(pages):
                 im = render_page(pc, dpi)
-                if fmt == "png":
-                    final = out / f"page-{i + 1:03d}.png" if png_dir else out.with_name(f"{out.stem}-{i + 1:03d}.png")
-                    tmp = _temp_beside(final)
-                    try:
-                        im.save(tmp, "PNG", dpi=(dpi, dpi))
-                        _replace_into(tmp, final)
-                    finally:
-                        tmp.unlink(missing_ok=True)
-                    files.append(final)
-                else:
-                    images.append(im)
-                if progress:
-                    progress(i + 1, n)
-            if fmt == "cbz":
-                from .cbz_export import write_cbz
-
-                tmp = _temp_beside(out)
+                final = out / f"page-{i + 1:03d}.png" if png_dir else out.with_name(f"{out.stem}-{i + 1:03d}.png")
+                tmp = _temp_beside(final)
                 try:
-                    write_cbz(images, tmp, title=project.title)
-                    _replace_into(tmp, out)
+                    im.save(tmp, "PNG", dpi=(dpi, dpi))
+                    _replace_into(tmp, final)
                 finally:
                     tmp.unlink(missing_ok=True)
-                files.append(out)
+                files.append(final)
+                if progress:
+                    progress(i + 1, n)
+        else:  # cbz: each page is rendered, written into the archive and dropped (one page in memory at a time)
+            from .cbz_export import write_cbz
+
+            def rendered():
+                for i, pc in enumerate(pages):
+                    yield render_page(pc, dpi)
+                    if progress:
+                        progress(i + 1, n)
+
+            tmp = _temp_beside(out)
+            try:
+                write_cbz(rendered(), tmp, title=project.title)
+                _replace_into(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
+            files.append(out)
     except OSError as exc:
         raise ExportError(f"Could not write {out} ({exc.strerror or exc}); check the disk space and permissions, "
                           f"then export again.") from exc

@@ -120,3 +120,18 @@ def test_the_toy_sample_renders_real_pictures_and_the_storybook_is_refused_by_na
     err = capsys.readouterr().err
     assert rc == 0 and "not drawn: The built-in toy model does not know the words" in err
     assert "8 panel(s) could not be generated" in err and "Loading model toy" in err
+
+
+def test_export_mistakes_are_found_before_any_model_work(tmp_path, capsys, monkeypatch):
+    import engine.model_loader
+
+    monkeypatch.setattr(engine.model_loader, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    folder = tmp_path / "kites"
+    make(folder)
+    (tmp_path / "a-folder.pdf").mkdir()
+    for args, message in ((["--out", str(tmp_path / "x"), "--format", "png", "--dpi", "7"], "7 dpi is out of range"),
+                          (["--out", str(tmp_path / "a-folder.pdf")], "a-folder.pdf is a folder")):
+        assert main(["render", str(folder), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Loading model" not in err, err
+    assert open_project(folder).panels[0].current is None

@@ -61,6 +61,34 @@ def test_cbz_holds_the_pages_and_comic_info(tmp_path):
     assert '<Page Image="1" ImageWidth="320" ImageHeight="320" />' in info
 
 
+def test_cbz_pages_are_written_one_at_a_time(tmp_path):
+    """``write_cbz`` consumes a generator page by page and keeps no written page (a long book at a high dpi
+    would not fit in memory as a list)."""
+    import weakref
+
+    from app.cbz_export import write_cbz
+
+    alive_when_next: list[bool] = []
+    refs: list = []
+
+    def pages():
+        for k in range(3):
+            if refs:
+                alive_when_next.append(refs[-1]() is not None)
+            im = Image.new("RGB", (20 + k, 10), (k * 80, 0, 0))
+            refs.append(weakref.ref(im))
+            yield im
+            del im
+
+    out = tmp_path / "b.cbz"
+    assert write_cbz(pages(), out, title="T") == ["page-001.png", "page-002.png", "page-003.png"]
+    assert alive_when_next == [False, False]
+    with zipfile.ZipFile(out) as z:
+        assert '<Page Image="2" ImageWidth="22" ImageHeight="10" />' in z.read("ComicInfo.xml").decode()
+        with z.open("page-003.png") as f:
+            assert Image.open(f).getpixel((0, 0)) == (160, 0, 0)
+
+
 def test_low_dpi_is_reported_per_page_and_panel(tmp_path):
     folder = tmp_path / "p"
     small = export_book(project_in(folder, 300), folder, tmp_path / "a.pdf", "pdf")
