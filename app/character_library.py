@@ -371,10 +371,11 @@ class CharacterLibrary:
         return n
 
     def recreate(self, entry_id: str, model: "LoadedModel", *, steps: int | None = None,
-                 on_step: "Callable[[StepInfo], None] | None" = None,
+                 size: tuple[int, int] | None = None, on_step: "Callable[[StepInfo], None] | None" = None,
                  should_cancel: Callable[[], bool] | None = None) -> LibraryEntry:
-        """Re-create a character's anchors on ``model`` (same prompts, seeds, settings, name and description; the
-        size rounded up to the model's multiple). The old file is kept in the trash as ``<id>-old-<hash>``."""
+        """Re-create a character's anchors on ``model`` (same prompts, seeds, settings, name and description; at
+        ``size``, by default the old size; either rounded up to the model's multiple). The old file is kept in the
+        trash as ``<id>-old-<hash>``."""
         from engine.consistory.config import ConsistoryConfig
         from engine.identity.identities import create_identity
 
@@ -382,10 +383,11 @@ class CharacterLibrary:
         old = self.load(entry_id)
         multiple = 8 * model.vae_scale_factor
         up = lambda v: max(multiple, -(-v // multiple) * multiple)  # noqa: E731
+        width, height = size or (old.width, old.height)
         new = create_identity(
             model, name=old.name, description=old.description, subjects=old.subjects,
             anchor_prompts=old.anchor_prompts, anchor_seeds=old.anchor_seeds,
-            config=ConsistoryConfig.from_dict(old.config), width=up(old.width), height=up(old.height),
+            config=ConsistoryConfig.from_dict(old.config), width=up(width), height=up(height),
             steps=steps or old.steps, guidance=old.guidance, scheduler=old.scheduler, on_step=on_step,
             should_cancel=should_cancel)
         data = self._identity_bytes(new)

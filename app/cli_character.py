@@ -117,16 +117,24 @@ def _recreate(lib: CharacterLibrary, args: argparse.Namespace) -> int:
     from engine.model_loader import load_model
 
     from .model_choice import default_model_source
+    from .model_profiles import profile_for, unknown_words_message
 
     if args.steps is not None and not 1 <= args.steps <= 1000:
         print("error: --steps must be between 1 and 1000.", file=sys.stderr)
         return 2
-    lib.entry(args.id)  # unknown id: refused before the model loads
-    model = load_model(args.model or default_model_source(), device=args.device)
+    old = lib.load(lib.entry(args.id).id)  # unknown or damaged: refused before the model loads
+    source = args.model or default_model_source()
+    profile = profile_for(source)
+    words = unknown_words_message(profile, [*old.anchor_prompts, *old.subjects])
+    if words:  # a built-in model with a closed vocabulary, as generate and render refuse
+        print(f"error: {words}", file=sys.stderr)
+        return 2
+    model = load_model(source, device=args.device)
 
     def progress(info) -> None:
         print(f"step {info.step}/{info.total}", file=sys.stderr)
 
-    e = lib.recreate(args.id, model, steps=args.steps, on_step=progress)
+    e = lib.recreate(args.id, model, steps=args.steps, size=profile.fit((old.width, old.height)),
+                     on_step=progress)
     print(f"Re-created the anchors of {e.name!r} ({e.id}) on {model.source}; the old file is in the trash.")
     return 0

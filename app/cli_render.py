@@ -24,8 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run", "scaled_size"]
+from .model_profiles import scaled_size
 
+__all__ = ["add_parser", "run", "scaled_size"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,13 +52,6 @@ def add_parser(subparsers: Any) -> None:
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def scaled_size(width: int, height: int, max_side: int, multiple: int) -> tuple[int, int]:
-    """(w, h) with the long side ``max_side`` and the aspect kept, each a positive multiple of ``multiple``."""
-    k = max_side / max(width, height)
-    return (max(multiple, round(width * k / multiple) * multiple),
-            max(multiple, round(height * k / multiple) * multiple))
 
 
 def _plan(project: Any, folder: Path, args: argparse.Namespace, quiet: bool = False) -> tuple[list[Any], list[str]]:

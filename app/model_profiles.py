@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ModelProfile", "profile_for", "unknown_words_message", "job_words_message"]
+__all__ = ["ModelProfile", "profile_for", "unknown_words_message", "job_words_message", "scaled_size"]
 
 _WORD = re.compile(r"[a-z]+")
+
+
+def scaled_size(width: int, height: int, max_side: int, multiple: int) -> tuple[int, int]:
+    """(w, h) with the long side ``max_side`` and the aspect kept, each a positive multiple of ``multiple``."""
+    k = max_side / max(width, height)
+    return (max(multiple, round(width * k / multiple) * multiple),
+            max(multiple, round(height * k / multiple) * multiple))
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,16 @@ class ModelProfile:
     def panel_size(self, aspect_size: tuple[int, int]) -> tuple[int, int]:
         """The size to draw a panel at, given the size that follows its page slot."""
         return self.fixed_size or aspect_size
+
+    def fit(self, size: tuple[int, int]) -> tuple[int, int]:
+        """A size this model draws, for a picture first made at ``size`` (another model's anchors, say): its one
+        trained size, or ``size`` scaled down to its longest side (aspect kept, on its multiple); a size within
+        its reach is kept."""
+        if self.fixed_size:
+            return self.fixed_size
+        if self.max_side is None or max(size) <= self.max_side:
+            return size
+        return scaled_size(*size, self.max_side, self.size_multiple)
 
     def unknown_words(self, text: str) -> list[str]:
         if self.vocabulary is None:

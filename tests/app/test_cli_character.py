@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -101,3 +102,28 @@ def test_bad_import_files_print_one_line_and_leave_the_library_alone(tmp_path, c
     assert rc == 2 and err == f"error: The file {tmp_path / 'nothing.character'} does not exist. Check the path and " \
                               "try again.\n"
     assert sorted(p.name for p in user_dirs.library_dir().rglob("*")) == before
+
+
+def test_recreate_on_a_built_in_model_follows_its_profile(tmp_path, capsys, monkeypatch):
+    """The toy model knows toy-world words only (refused before it loads) and draws at 64x64 only."""
+    import engine.model_loader
+    from app.character_library import CharacterLibrary
+    from app.model_profiles import profile_for
+
+    loaded, asked = [], []
+    monkeypatch.setattr(engine.model_loader, "load_model",
+                        lambda source, **k: loaded.append(source) or SimpleNamespace(source=source))
+    monkeypatch.setattr(CharacterLibrary, "recreate", lambda self, entry_id, model, **k:
+                        asked.append((model.source, k["size"])) or self.entry(entry_id))
+    fox = cli(capsys, "import", str(character_file(tmp_path / "f.character", "Mira")))[1].split(" as ")[1][:-2]
+    rc, _, err = cli(capsys, "recreate", fox, "--model", "toy")
+    assert rc == 2 and loaded == [] and err.startswith("error: The built-in toy model does not know the words fox")
+    creature = Identity(name="Pip", description="a red creature", subjects=("creature",),
+                        anchor_prompts=("a red creature",), anchor_seeds=(1,), config={}, scheduler="ddim",
+                        steps=2, width=1024, height=768, guidance=5.0, model={"source": "sdxl"}, versions={},
+                        anchor_images=(Image.new("RGB", (64, 64), "red"),), noise=torch.zeros(1, 4, 8, 8))
+    pip = cli(capsys, "import", str(write_identity(creature, tmp_path / "p.character")))[1].split(" as ")[1][:-2]
+    assert cli(capsys, "recreate", pip, "--model", "toy")[0] == 0
+    assert cli(capsys, "recreate", pip, "--model", "tiny")[0] == 0
+    assert asked == [("toy", (64, 64)), ("tiny", (128, 96))]
+    assert profile_for("org/real-model").fit((1024, 768)) == (1024, 768)  # an open model keeps the size
