@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .assets import import_file, resolve_inside
 from .character_library import CharacterLibrary, slugify
+from .project_codec import validate_project
 from .project_model import Character, Project, ProjectError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,8 +41,13 @@ __all__ = ["CHARACTERS_DIR", "save_character_identity", "create_character_identi
 CHARACTERS_DIR = "characters"
 
 
+def _identity_rel(entry_id: str) -> str:
+    """Where a library character's identity file lives in a project folder."""
+    return f"{CHARACTERS_DIR}/{entry_id}.character"
+
+
 def _copy_into_project(folder: str | Path, library_path: Path, entry_id: str) -> str:
-    rel = f"{CHARACTERS_DIR}/{entry_id}.character"
+    rel = _identity_rel(entry_id)
     try:
         return import_file(folder, library_path, rel)
     except OSError as exc:
@@ -116,18 +122,27 @@ def _free_character_id(project: Project, base: str) -> str:
 
 def add_library_character(project: Project, folder: str | Path, entry_id: str, *,
                           library: CharacterLibrary | None = None) -> Project:
+    """The project with the library character ``entry_id`` added (its identity file copied into the project).
+    A character the project's rules refuse (a subject of two words, say, which the engine allows) is refused
+    before anything is copied."""
     library = library or CharacterLibrary()
     identity = library.load(entry_id)
     path = library.path(entry_id)
 
-    rel = _copy_into_project(folder, path, entry_id)
+    rel = _identity_rel(entry_id)
     cid = _free_character_id(project, slugify(identity.name))
     dropout = identity.config.get("dropout", 0.5)
     character = Character(id=cid, name=identity.name, description=identity.description,
                           subjects=tuple(identity.subjects), anchor_prompts=tuple(identity.anchor_prompts),
                           anchor_seeds=tuple(identity.anchor_seeds), identity_file=rel,
                           dropout=float(dropout) if isinstance(dropout, (int, float)) else 0.5)
-    return replace(project, characters=project.characters + (character,))
+    added = replace(project, characters=project.characters + (character,))
+    try:
+        validate_project(added)
+    except ProjectError as exc:
+        raise ProjectError(f"{identity.name!r} cannot be added to a project: {exc}") from None
+    _copy_into_project(folder, path, entry_id)
+    return added
 
 
 def character_identity(project: Project, folder: str | Path, character_id: str) -> "Identity":

@@ -217,3 +217,24 @@ def test_a_file_damaged_inside_its_zip_is_listed_with_the_reason_and_can_go_to_t
     assert entries[good.id].error is None and "identity.json cannot be read" in entries["damaged"].error
     lib.delete("damaged")
     assert [e.id for e in lib.trash()] == ["damaged"] and [e.id for e in lib.list()] == [good.id]
+
+
+def test_a_character_the_project_rules_refuse_is_not_copied_into_the_project(lib, tmp_path):
+    """The engine takes a subject of two words; a project's characters take one: refused before any copy."""
+    from dataclasses import replace
+
+    from app.character_identity import add_library_character
+    from app.project_model import BookSettings, Project, ProjectError
+
+    teddy = replace(make_identity("Teddy"), subjects=("teddy bear",), description="a teddy bear",
+                    anchor_prompts=("a teddy bear", "a teddy bear sitting"))
+    entry = lib.import_file(write_identity(teddy, tmp_path / "t.character"))
+    folder = tmp_path / "book"
+    folder.mkdir()
+    project = Project(title="T", book=BookSettings(title="T"))
+    with pytest.raises(ProjectError, match=r"^'Teddy' cannot be added to a project: characters\[0\]\.subjects"):
+        add_library_character(project, folder, entry.id, library=lib)
+    assert list(folder.iterdir()) == []
+    mira = lib.import_file(write_identity(make_identity(), tmp_path / "m.character"))
+    added = add_library_character(project, folder, mira.id, library=lib)
+    assert (folder / added.characters[0].identity_file).read_bytes() == mira.path.read_bytes()
