@@ -48,7 +48,9 @@ def download_patterns(variant: str | None) -> tuple[list[str], list[str]]:
     return allow, ignore
 
 
-def _choose_variant(files: list[str], torch_dtype) -> str | None:
+def choose_variant(files: list[str], torch_dtype) -> str | None:
+    """The weight variant to load from a model's files (paths relative to its folder): "fp16" for fp16 runs when
+    the files have it, and whenever they have only it; else ``None`` (the plain files)."""
     import torch
 
     has = lambda v: any(f.startswith("unet/") and f.endswith(".safetensors") and (f".{v}" in f) for f in files)  # noqa: E731
@@ -135,7 +137,7 @@ def hub_download_size(repo_id: str, torch_dtype=None) -> int | None:
         return None
     try:
         files = _remote_files(repo_id)
-        allow, ignore = download_patterns(_choose_variant(list(files), torch_dtype or torch.float16))
+        allow, ignore = download_patterns(choose_variant(list(files), torch_dtype or torch.float16))
         infos = snapshot_download(repo_id, allow_patterns=allow, ignore_patterns=ignore, dry_run=True)
     except Exception:  # a size estimate is optional: never fail the caller for it
         return None
@@ -149,7 +151,7 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
     folder: Path | None = None
     if not offline:
         try:
-            variant = _choose_variant(list(_remote_files(repo_id)), torch_dtype)
+            variant = choose_variant(list(_remote_files(repo_id)), torch_dtype)
             if progress:
                 progress(f"Downloading {repo_id}", 0.0)
             folder = _snapshot(repo_id, variant, local_only=False, cache_dir=cache_dir, progress=progress)
@@ -181,7 +183,7 @@ def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
             f"The model {repo_id} is a {cls_name or 'unknown'} model; only SDXL and SD 1.x text-to-image models"
             " are supported.")
     files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
-    variant = _choose_variant(files, torch_dtype)
+    variant = choose_variant(files, torch_dtype)
     kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True, "variant": variant}
     if cls_name == "StableDiffusionPipeline":
         kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)

@@ -209,7 +209,11 @@ def _load_folder(folder: Path, torch_dtype) -> Any:
     if cls_name not in ("StableDiffusionXLPipeline", "StableDiffusionPipeline"):
         raise ModelLoadError(
             f"{folder} holds a {cls_name or 'unknown'} model; only SDXL and SD 1.x text-to-image models are supported.")
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True}
+    from .hub_download import choose_variant
+
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True,
+                              "variant": choose_variant(files, torch_dtype)}  # a folder of fp16 files only, too
     if cls_name == "StableDiffusionPipeline":
         kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
     try:

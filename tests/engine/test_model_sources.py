@@ -174,6 +174,16 @@ def test_folder_errors_are_one_sentence_each(tmp_path, saved):
     assert "could not be loaded" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_folder_of_fp16_variant_files_only_loads(tmp_path, saved, tiny_sd15):
+    """As saved by ``save_pretrained(variant="fp16")`` or fetched for a GPU: ``*.fp16.safetensors`` only."""
+    folder = tmp_path / "fp16-only"
+    shutil.copytree(saved["sd15"][0], folder)
+    for weights in folder.rglob("*.safetensors"):
+        weights.rename(weights.with_name(f"{weights.stem}.fp16.safetensors"))
+    loaded = load_model(str(folder), dtype="fp32")
+    assert loaded.family == "sd15" and loaded.fingerprint == tiny_sd15.fingerprint
+
+
 def test_unknown_source_names_what_is_accepted():
     with pytest.raises(ModelLoadError, match="Unknown model source 'not a model'"):
         load_model("not a model")
@@ -215,7 +225,7 @@ def test_hub_id_in_the_local_cache_loads_offline(tmp_path, monkeypatch, saved, t
 def test_hub_download_patterns_fetch_one_weight_set_only():
     from huggingface_hub.utils import filter_repo_objects
 
-    from engine.hub_download import _choose_variant, download_patterns
+    from engine.hub_download import choose_variant, download_patterns
 
     files = ["model_index.json", "sd_xl_base_1.0.safetensors", "unet/config.json",
              "unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
@@ -223,8 +233,8 @@ def test_hub_download_patterns_fetch_one_weight_set_only():
              "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.fp16.safetensors",
              "text_encoder/model.safetensors", "tokenizer/vocab.json", "scheduler/scheduler_config.json",
              "vae_1_0/diffusion_pytorch_model.safetensors", "text_encoder/model.onnx"]
-    assert _choose_variant(files, torch.float16) == "fp16"
-    assert _choose_variant(files, torch.float32) is None
+    assert choose_variant(files, torch.float16) == "fp16"
+    assert choose_variant(files, torch.float32) is None
     picked = {v: set(filter_repo_objects(files, allow_patterns=download_patterns(v)[0],
                                          ignore_patterns=download_patterns(v)[1])) for v in (None, "fp16")}
     common = {"model_index.json", "unet/config.json", "tokenizer/vocab.json", "scheduler/scheduler_config.json"}
