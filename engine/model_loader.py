@@ -67,8 +67,19 @@ def pick_device(device: str | None = None, dtype: str | None = None):
             device = "mps"
         else:
             device = "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError("CUDA was requested but no CUDA GPU is available.", hint="Choose the CPU device.")
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError("CUDA was requested but no CUDA GPU is available.", hint="Choose the CPU device.")
+        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+            raise ModelLoadError(f"There is no CUDA GPU {device!r} on this computer "
+                                 f"({torch.cuda.device_count()} found).", hint="Use cuda, cuda:0, … or auto.")
+    elif kind == "mps" and index in ("", "0"):
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ModelLoadError("The Apple GPU (MPS) was requested but this computer has none.",
+                                 hint="Choose Automatic or the CPU device.")
+    elif device != "cpu":
+        raise ModelLoadError(f"Unknown device {device!r}.", hint="Use auto, cpu, cuda (or cuda:N) or mps.")
     names = {"fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
              "fp32": torch.float32, "float32": torch.float32}
     if dtype in (None, "", "auto"):

@@ -7,6 +7,8 @@ Downloads themselves happen when the worker loads the model; their progress show
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
@@ -92,7 +94,8 @@ class ModelDialog(QDialog):
         self.device_combo = QComboBox()
         for value, label in (("auto", "Automatic (GPU if there is one)"), ("cuda", "NVIDIA GPU (CUDA)"),
                              ("mps", "Apple GPU (MPS)"), ("cpu", "CPU (slow)")):
-            self.device_combo.addItem(label, value)
+            if value != "mps" or sys.platform == "darwin" or settings.device == "mps":  # Apple GPUs: macOS only
+                self.device_combo.addItem(label, value)
         self.precision_combo = QComboBox()
         for value, label in (("auto", "Automatic (half on GPU, full on CPU)"), ("float16", "Half (float16)"),
                              ("bfloat16", "bfloat16"), ("float32", "Full (float32)")):

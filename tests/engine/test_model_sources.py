@@ -184,6 +184,22 @@ def test_a_folder_of_fp16_variant_files_only_loads(tmp_path, saved, tiny_sd15):
     assert loaded.family == "sd15" and loaded.fingerprint == tiny_sd15.fingerprint
 
 
+def test_a_device_this_computer_lacks_is_refused_before_anything_loads():
+    import torch
+
+    import engine.model_loader as loader
+
+    if not (torch.backends.mps.is_available() or torch.cuda.is_available()):
+        with pytest.raises(ModelLoadError, match=r"Apple GPU \(MPS\) was requested but this computer has none"):
+            load_model("tiny", device="mps")
+        with pytest.raises(ModelLoadError, match="CUDA was requested but no CUDA GPU is available"):
+            load_model("tiny", device="cuda:0")
+    for bad in ("gpu", "cuda0", "tpu"):
+        with pytest.raises(ModelLoadError, match=f"Unknown device '{bad}'"):
+            loader.pick_device(bad)
+    assert loader.pick_device("cpu", "bf16") == ("cpu", torch.bfloat16)
+
+
 def test_unknown_source_names_what_is_accepted():
     with pytest.raises(ModelLoadError, match="Unknown model source 'not a model'"):
         load_model("not a model")

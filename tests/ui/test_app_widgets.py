@@ -79,6 +79,19 @@ def test_model_dialog_checks_hub_ids_before_any_network(qtbot, tmp_path):
     assert "Free disk in" in d.hub_info.text()
 
 
+def test_model_dialog_offers_the_apple_gpu_on_macos_only(qtbot, tmp_path, monkeypatch):
+    import ui.model_dialog
+
+    for platform, setting, offered in (("linux", "auto", False), ("darwin", "auto", True), ("win32", "mps", True)):
+        monkeypatch.setattr(ui.model_dialog.sys, "platform", platform)
+        s = Settings(tmp_path / f"{platform}.ini")
+        s.device = setting
+        d = ModelDialog(s)
+        qtbot.addWidget(d)
+        assert (d.device_combo.findData("mps") >= 0) == offered  # a saved "mps" stays visible, to be changed
+        assert d.device_combo.currentData() == setting
+
+
 class FakeQueue(QObject):
     job_added = Signal(str)
     job_started = Signal(str)
