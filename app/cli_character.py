@@ -14,6 +14,7 @@ import json
 import sys
 
 from .character_library import CharacterLibrary, LibraryEntry
+from .cli_model_args import add_model_arguments, load_kwargs
 
 __all__ = ["add_parser", "run", "format_table"]
 
@@ -45,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rec.add_argument("id")
     rec.add_argument("--model", default=None, help="model source (default: the app's default model)")
     rec.add_argument("--steps", type=int, default=None, help="denoising steps (default: the character's)")
-    rec.add_argument("--device", default=None, help="cuda, mps or cpu (default: automatic)")
+    add_model_arguments(rec)
     p.set_defaults(run=run)
     return p
 
@@ -129,7 +130,7 @@ def _recreate(lib: CharacterLibrary, args: argparse.Namespace) -> int:
     if words:  # a built-in model with a closed vocabulary, as generate and render refuse
         print(f"error: {words}", file=sys.stderr)
         return 2
-    model = load_model(source, device=args.device)
+    model = load_model(source, **load_kwargs(args))
 
     def progress(info) -> None:
         print(f"step {info.step}/{info.total}", file=sys.stderr)

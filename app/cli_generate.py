@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cli_model_args import add_model_arguments, load_kwargs
+
 if TYPE_CHECKING:  # pragma: no cover
     from engine.request import GenerationSpec
 
@@ -44,8 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--size", default=None, help="WxH in pixels (default: the model's native size)")
     p.add_argument("--scheduler", choices=("ddim", "euler"), default="ddim")
     p.add_argument("--negative", default="", help="negative prompt")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: automatic)")
-    p.add_argument("--dtype", default=None, help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32)")
+    add_model_arguments(p)
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     c = p.add_argument_group("ConsiStory (consistent subject across the images)")
@@ -237,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 
         # 2. The model, then the checks that need it (size multiple of the model's latent grid).
         print(f"Loading {source} ...", file=sys.stderr)
-        model = load_model(source, device=args.device, dtype=args.dtype,
+        model = load_model(source, **load_kwargs(args),
                            progress=lambda msg, frac: print(f"  {msg}", file=sys.stderr))
         unet_size = int(model.pipe.unet.config.sample_size) * model.vae_scale_factor
         spec = spec_from_args(args, native_size=(unet_size, unet_size))

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .cli_model_args import add_model_arguments, load_kwargs
 from .model_profiles import scaled_size
 
 __all__ = ["add_parser", "run", "scaled_size"]
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
                         "panels whose settings changed since their image was made")
     p.add_argument("--no-generate", action="store_true", help="export only; missing panels become placeholders")
     p.add_argument("--dpi", type=int, default=300, help="resolution of png/cbz pages (default 300)")
+    add_model_arguments(p)
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps (default: the project's; 20 for toy, 3 for tiny)")
     p.add_argument("--max-side", type=int, default=None,
@@ -99,7 +101,7 @@ def _generate(project: Any, folder: Path, args: argparse.Namespace) -> tuple[Any
         return project, failed
     source = args.model or project.model_source or default_model_source()
     _say(f"Loading model {source} …")
-    model = load_model(source)
+    model = load_model(source, **load_kwargs(args))
     multiple = 8 * int(getattr(model.pipe, "vae_scale_factor", 8))
     profile = profile_for(source)
     max_side = args.max_side or profile.max_side

@@ -14,7 +14,7 @@ Contract (QtCore only):
 - ``cancel_now()`` makes the engine raise at its next step boundary (nothing is decoded or written) and drops
   the pending jobs; ``cancel_after_current()`` and ``clear()`` drop the pending jobs and let the running one
   finish. Dropped jobs are reported as ``job_failed(id, "cancelled", ...)``.
-- ``model_key`` is the (source, device, dtype, cpu_offload) later jobs use (``("preloaded", ...)`` after
+- ``model_key`` is the (source, device, dtype, cpu_offload, vae_tiling) later jobs use (``("preloaded", ...)`` after
   ``set_model``); ``is_running()`` tells whether the worker thread is alive (false after ``shutdown``).
 - ``warm_up()`` asks the idle worker to import the engine (torch, diffusers, the pipelines) before the first job,
   so the first job does not pay for it; it runs on the worker thread, never blocks the caller, and ``warmed_up``
@@ -54,7 +54,7 @@ def classify_error(exc: BaseException) -> tuple[str, str, str]:
     if isinstance(exc, Cancelled):
         return "cancelled", exc.message, ""
     if isinstance(exc, (OutOfMemoryError, MemoryError)):
-        hint = getattr(exc, "hint", None) or "Try a smaller batch or panel size, or turn on CPU offload."
+        hint = getattr(exc, "hint", None) or "Try a smaller batch or panel size, or use less memory (Model → Model…)."
         return "out_of_memory", getattr(exc, "message", None) or "The computer ran out of memory.", hint
     if isinstance(exc, ModelLoadError):
         return "model", exc.message, exc.hint or "Choose another model in the model settings."
@@ -105,11 +105,11 @@ class _Worker(QObject):
         if self._model is None or self._model_key != request.model_key:
             from engine.model_loader import load_model
 
-            source, device, dtype, cpu_offload = request.model_key
+            source, device, dtype, cpu_offload, vae_tiling = request.model_key
             self._model = None  # free the previous one first
             self.status.emit(f"Loading model {source}…")
             self._model = load_model(source, device=device, dtype=dtype, cpu_offload=cpu_offload,
-                                     progress=self._load_progress)
+                                     vae_tiling=vae_tiling, progress=self._load_progress)
             self._model_key = request.model_key
             self.status.emit(f"Model ready: {source} ({self._model.device}, "
                              f"{str(self._model.dtype).replace('torch.', '')})")
@@ -188,7 +188,7 @@ class JobQueue(QObject):
         self._cancel = threading.Event()
         from .model_choice import default_model_source
 
-        self._model_key: tuple = (default_model_source(), None, None, False)
+        self._model_key: tuple = (default_model_source(), None, None, False, False)
         self._model: Any = None
         self._thread = QThread()
         self._thread.setObjectName("consistory-generation")
@@ -209,16 +209,16 @@ class JobQueue(QObject):
 
     # -- configuration ------------------------------------------------------------------------------------------
     def set_model_source(self, source: str, device: str | None = None, dtype: str | None = None,
-                         cpu_offload: bool = False) -> None:
+                         cpu_offload: bool = False, vae_tiling: bool = False) -> None:
         """Which model later jobs use; it is loaded in the worker when the next job starts."""
-        self._model_key = (source, device, dtype, cpu_offload)
+        self._model_key = (source, device, dtype, cpu_offload, vae_tiling)
         self._model = None
         self.model_status.emit(f"Model {source} will load with the next job")
 
     def set_model(self, model: Any) -> None:
         """Use an already loaded engine model (CLI, tests). It must not be used elsewhere while jobs run."""
         self._model = model
-        self._model_key = ("preloaded", id(model), None, False)
+        self._model_key = ("preloaded", id(model), None, False, False)
 
     def set_project(self, project: Project | None, folder: str | Path) -> None:
         """Where results go (``project`` only matters while the folder has no project.json yet)."""
@@ -226,7 +226,7 @@ class JobQueue(QObject):
 
     @property
     def model_key(self) -> tuple:
-        """(source, device, dtype, cpu_offload) of the model later jobs use; ``("preloaded", ...)`` after
+        """(source, device, dtype, cpu_offload, vae_tiling) of the model later jobs use; ``("preloaded", ...)`` after
         ``set_model``."""
         return self._model_key
 

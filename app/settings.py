@@ -36,7 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model_source", "", "Model source: '' for the built-in default, a name, hub id, folder or .safetensors"),
     Setting("device", "auto", "Device the engine runs on", ("auto", "cpu", "cuda", "mps")),
     Setting("precision", "auto", "Number precision of the weights", ("auto", "float32", "float16", "bfloat16")),
-    Setting("cpu_offload", False, "Keep model parts in CPU memory until needed (slower, for small GPUs)"),
+    Setting("cpu_offload", False, "Keep model parts in CPU memory until needed (slower; NVIDIA GPUs only)"),
+    Setting("vae_tiling", False, "Decode pictures in tiles (less memory for large panels, a little slower)"),
     Setting("steps", 30, "Denoising steps per image", minimum=1, maximum=200),
     Setting("max_batch", 4, "Most images generated together in one job", minimum=1, maximum=16),
     Setting("max_size", 1024, "Longest side of a generated panel in pixels (the page slot gives the aspect)",
@@ -100,6 +101,7 @@ class Settings(QObject):
     device_changed = Signal(str)
     precision_changed = Signal(str)
     cpu_offload_changed = Signal(bool)
+    vae_tiling_changed = Signal(bool)
     steps_changed = Signal(int)
     max_batch_changed = Signal(int)
     max_size_changed = Signal(int)

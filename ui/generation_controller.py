@@ -90,7 +90,7 @@ class GenerationController(QObject):
         if self.queue.model_key[0] == "preloaded":
             return  # a test or bench handed the queue a loaded model
         self.queue.set_model_source(self.model_source(), None if s.device == "auto" else s.device,
-                                    None if s.precision == "auto" else s.precision, s.cpu_offload)
+                                    None if s.precision == "auto" else s.precision, s.cpu_offload, s.vae_tiling)
 
     def current_model_source(self) -> str | None:
         """The model source later jobs use (``None`` when a test handed the queue a loaded model)."""

@@ -272,10 +272,12 @@ class MainWindow(QMainWindow):
     def _on_fix(self, action: str) -> None:
         if action == "open_model_dialog":
             self.open_model_dialog()
-        elif action == "enable_cpu_offload":
+        elif action == "use_less_memory":  # tiled decoding helps on every device, offload on NVIDIA GPUs
+            self.settings.vae_tiling = True
             self.settings.cpu_offload = True
             self.generation.apply_model_settings()
-            self.statusBar().showMessage("CPU offload is on; generate again.", 10000)
+            self.statusBar().showMessage("Tiled decoding is on (and CPU offload, on an NVIDIA GPU); generate again.",
+                                         10000)
 
     # -- closing ---------------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

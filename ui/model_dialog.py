@@ -1,5 +1,5 @@
 """Model dialog: choose what the engine runs (built-in model, hub id, local folder, .safetensors) and how
-(device, precision, CPU offload, steps, panel size). The choice is written to ``Settings`` on OK.
+(device, precision, CPU offload, tiled decoding, steps, panel size). The choice is written to ``Settings`` on OK.
 
 The hub size check runs on a ``QThreadPool`` thread (network); its answer comes back through a queued signal.
 Downloads themselves happen when the worker loads the model; their progress shows in the queue dock.
@@ -100,7 +100,8 @@ class ModelDialog(QDialog):
         for value, label in (("auto", "Automatic (half on GPU, full on CPU)"), ("float16", "Half (float16)"),
                              ("bfloat16", "bfloat16"), ("float32", "Full (float32)")):
             self.precision_combo.addItem(label, value)
-        self.offload_check = QCheckBox("Offload model parts to CPU memory (for GPUs with little memory)")
+        self.offload_check = QCheckBox("Offload model parts to CPU memory (NVIDIA GPUs with little memory)")
+        self.tiling_check = QCheckBox("Decode pictures in tiles (less memory for large panels)")
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 200)
         self.size_spin = QSpinBox()
@@ -112,6 +113,7 @@ class ModelDialog(QDialog):
         form.addRow("Device:", self.device_combo)
         form.addRow("Precision:", self.precision_combo)
         form.addRow("", self.offload_check)
+        form.addRow("", self.tiling_check)
         form.addRow("Steps per picture:", self.steps_spin)
         form.addRow("Longest side of a panel:", self.size_spin)
         form.addRow("Pictures per batch:", self.batch_spin)
@@ -160,6 +162,7 @@ class ModelDialog(QDialog):
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(s.device)))
         self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(s.precision)))
         self.offload_check.setChecked(s.cpu_offload)
+        self.tiling_check.setChecked(s.vae_tiling)
         self.steps_spin.setValue(s.steps)
         self.size_spin.setValue(s.max_size)
         self.batch_spin.setValue(s.max_batch)
@@ -187,6 +190,7 @@ class ModelDialog(QDialog):
         s.device = self.device_combo.currentData()
         s.precision = self.precision_combo.currentData()
         s.cpu_offload = self.offload_check.isChecked()
+        s.vae_tiling = self.tiling_check.isChecked()
         s.steps = self.steps_spin.value()
         s.max_size = self.size_spin.value()
         s.max_batch = self.batch_spin.value()

@@ -6,7 +6,7 @@ goes on and keeps its row.
 Binds to an ``app.job_queue.JobQueue``-like object through its signals only (``job_added``, ``job_started``,
 ``job_progress``, ``job_finished``, ``job_failed``, ``model_status``) and calls ``cancel_now()``,
 ``cancel_after_current()``, ``clear()``. A failure of kind "cancelled" is shown as "Cancelled", never as an error.
-The fix buttons emit ``fix_requested(action)`` with action "open_model_dialog" or "enable_cpu_offload".
+The fix buttons emit ``fix_requested(action)`` with action "open_model_dialog" or "use_less_memory".
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ class QueueDock(QDockWidget):
         text = message if not hint else f"{message}\n{hint}"
         self.error_label.setText(text)
         if kind in ("out_of_memory", "oom"):
-            self._fix_action, label = "enable_cpu_offload", "Use CPU offload"
+            self._fix_action, label = "use_less_memory", "Use less memory"
         elif kind in ("model", "model_load", "missing_model"):
             self._fix_action, label = "open_model_dialog", "Choose a model…"
         else:

@@ -135,3 +135,22 @@ def test_export_mistakes_are_found_before_any_model_work(tmp_path, capsys, monke
         err = capsys.readouterr().err
         assert message in err and "Loading model" not in err, err
     assert open_project(folder).panels[0].current is None
+
+
+def test_model_options_reach_the_loader(tmp_path, capsys, monkeypatch):
+    import engine.model_loader
+    from engine.errors import ModelLoadError
+
+    seen = []
+
+    def load(source, **kw):
+        seen.append((source, kw))
+        raise ModelLoadError("stop here")
+
+    monkeypatch.setattr(engine.model_loader, "load_model", load)
+    folder = tmp_path / "kites"
+    make(folder)
+    code = main(["render", str(folder), "--out", str(tmp_path / "b.pdf"), "--device", "cpu", "--dtype", "fp32",
+                 "--cpu-offload", "--vae-tiling"])
+    assert code == 2 and "stop here" in capsys.readouterr().err
+    assert seen == [("tiny", {"device": "cpu", "dtype": "fp32", "cpu_offload": True, "vae_tiling": True})]

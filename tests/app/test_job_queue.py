@@ -189,6 +189,26 @@ def test_shutdown_with_a_running_job_joins_the_thread(setup):
         queue.enqueue(plan_jobs(project, max_batch=1)[0])
 
 
+def test_the_model_is_loaded_with_the_memory_settings(setup, monkeypatch):
+    import engine.model_loader
+
+    queue, rec, project, gate, folder = setup
+    real, seen, models = engine.model_loader.load_model, [], []
+
+    def load(source, **kw):
+        seen.append((source, kw["cpu_offload"], kw["vae_tiling"]))
+        models.append(real(source, **kw))
+        return models[-1]
+
+    monkeypatch.setattr(engine.model_loader, "load_model", load)
+    queue.set_model_source("tiny", "cpu", None, True, True)
+    job = plan_jobs(project, max_batch=1)[0]
+    queue.enqueue(job)
+    wait_until(lambda: rec.of("finished") or rec.of("failed"))
+    assert not rec.of("failed") and seen == [("tiny", True, True)]
+    assert models[0].pipe.vae.use_tiling and not models[0].cpu_offload  # on the CPU offload does not apply
+
+
 def test_a_model_that_cannot_load_fails_as_model(setup):
     queue, rec, project, gate, folder = setup
     queue.set_model_source(str(folder / "no-such-model.safetensors"))
@@ -205,9 +225,9 @@ def test_public_state_and_warm_up(qtbot):
 
     queue = JobQueue(preview_every=0)
     try:
-        assert queue.is_running() and queue.model_key[1:] == (None, None, False)
-        queue.set_model_source("tiny-sd15", "cpu", "float32", True)
-        assert queue.model_key == ("tiny-sd15", "cpu", "float32", True)
+        assert queue.is_running() and queue.model_key[1:] == (None, None, False, False)
+        queue.set_model_source("tiny-sd15", "cpu", "float32", True, True)
+        assert queue.model_key == ("tiny-sd15", "cpu", "float32", True, True)
         with qtbot.waitSignal(queue.warmed_up, timeout=120_000):
             queue.warm_up()
         assert "engine.consistory.pipeline" in sys.modules and queue.is_idle()

@@ -59,14 +59,15 @@ def test_model_dialog_refuses_a_folder_that_is_not_a_model_and_remembers_a_good_
     assert s.model_source == ""
     (tmp_path / "model_index.json").write_text("{}")
     d.offload_check.setChecked(True)
+    d.tiling_check.setChecked(True)
     d.steps_spin.setValue(7)
     qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
     assert d.result() == d.DialogCode.Accepted
     again = Settings(tmp_path / "s.ini")
-    assert (again.model_source, again.cpu_offload, again.steps) == (str(tmp_path), True, 7)
+    assert (again.model_source, again.cpu_offload, again.vae_tiling, again.steps) == (str(tmp_path), True, True, 7)
     d2 = ModelDialog(again)
     qtbot.addWidget(d2)
-    assert d2.radio_folder.isChecked() and d2.folder_edit.text() == str(tmp_path)
+    assert d2.radio_folder.isChecked() and d2.folder_edit.text() == str(tmp_path) and d2.tiling_check.isChecked()
 
 
 def test_model_dialog_checks_hub_ids_before_any_network(qtbot, tmp_path):
@@ -147,10 +148,10 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     assert dock.row("j2").progress.toolTip() == TWO_PASS_TIP and "two passes" in TWO_PASS_TIP
     q.job_failed.emit("j2", "out_of_memory", "The GPU ran out of memory.", "Turn on CPU offload.")
     assert dock.job_state("j2") == "failed" and not dock.error_box.isHidden()
-    assert "ran out of memory" in dock.error_label.text() and dock.fix_button.text() == "Use CPU offload"
+    assert "ran out of memory" in dock.error_label.text() and dock.fix_button.text() == "Use less memory"
     with qtbot.waitSignal(dock.fix_requested) as fix:
         qtbot.mouseClick(dock.fix_button, Qt.MouseButton.LeftButton)
-    assert fix.args == ["enable_cpu_offload"]
+    assert fix.args == ["use_less_memory"]
     q.job_failed.emit("j3", "model", "The model could not be loaded.", "Choose another model.")
     assert dock.fix_button.text() == "Choose a model…"
     assert (format_eta(5), format_eta(125), format_eta(7300)) == ("5 s", "2 min 05 s", "2 h 01 min")
