@@ -54,7 +54,8 @@ def classify_error(exc: BaseException) -> tuple[str, str, str]:
     if isinstance(exc, Cancelled):
         return "cancelled", exc.message, ""
     if isinstance(exc, (OutOfMemoryError, MemoryError)):
-        hint = getattr(exc, "hint", None) or "Try a smaller batch or panel size, or use less memory (Model → Model…)."
+        hint = getattr(exc, "hint", None) or ("Try a smaller batch or panel size, or use less memory "
+                                              "(Model → Model…).")
         return "out_of_memory", getattr(exc, "message", None) or "The computer ran out of memory.", hint
     if isinstance(exc, ModelLoadError):
         return "model", exc.message, exc.hint or "Choose another model in the model settings."

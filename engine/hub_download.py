@@ -42,7 +42,10 @@ def download_patterns(variant: str | None) -> tuple[list[str], list[str]]:
     ignore = ["*.bin", "*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.pb"]
     for c in _COMPONENTS:
         allow.append(f"{c}/*.json")
-        allow.append(f"{c}/*.{variant}*.safetensors" if variant else f"{c}/*.safetensors")
+        # the file names diffusers loads, whole or sharded (not e.g. unet/diffusion_pytorch_model.non_ema.*)
+        name = "model" if c.startswith("text_encoder") else "diffusion_pytorch_model"
+        stem = f"{name}.{variant}" if variant else name
+        allow += [f"{c}/{stem}.safetensors", f"{c}/{stem}-*-of-*.safetensors"]
     if not variant:
         ignore.append("*.fp16*.safetensors")
     return allow, ignore

@@ -248,17 +248,23 @@ def test_hub_download_patterns_fetch_one_weight_set_only():
              "unet/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.fp16.safetensors",
              "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.fp16.safetensors",
              "text_encoder/model.safetensors", "tokenizer/vocab.json", "scheduler/scheduler_config.json",
-             "vae_1_0/diffusion_pytorch_model.safetensors", "text_encoder/model.onnx"]
+             "vae_1_0/diffusion_pytorch_model.safetensors", "text_encoder/model.onnx",
+             "unet/diffusion_pytorch_model.non_ema.safetensors", "text_encoder_2/model-00001-of-00002.safetensors",
+             "text_encoder_2/model-00002-of-00002.safetensors", "text_encoder_2/model.safetensors.index.json"]
     assert choose_variant(files, torch.float16) == "fp16"
     assert choose_variant(files, torch.float32) is None
     picked = {v: set(filter_repo_objects(files, allow_patterns=download_patterns(v)[0],
                                          ignore_patterns=download_patterns(v)[1])) for v in (None, "fp16")}
     common = {"model_index.json", "unet/config.json", "tokenizer/vocab.json", "scheduler/scheduler_config.json"}
-    assert picked["fp16"] == common | {"unet/diffusion_pytorch_model.fp16.safetensors",
+    assert picked["fp16"] == common | {"text_encoder_2/model.safetensors.index.json",
+                                       "unet/diffusion_pytorch_model.fp16.safetensors",
                                        "vae/diffusion_pytorch_model.fp16.safetensors",
                                        "text_encoder/model.fp16.safetensors"}
-    assert picked[None] == common | {"unet/diffusion_pytorch_model.safetensors",
-                                     "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"}
+    shards = {"text_encoder_2/model-00001-of-00002.safetensors", "text_encoder_2/model-00002-of-00002.safetensors"}
+    assert picked[None] == common | shards | {"unet/diffusion_pytorch_model.safetensors",
+                                              "vae/diffusion_pytorch_model.safetensors",
+                                              "text_encoder/model.safetensors",
+                                              "text_encoder_2/model.safetensors.index.json"}
 
 
 def test_hub_progress_reports_downloaded_bytes():
