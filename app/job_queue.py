@@ -117,6 +117,12 @@ class _Worker(QObject):
         return self._model
 
     def _load_progress(self, text: str, fraction: float | None = None) -> None:
+        """The loader's progress (a download reports every chunk): shown, and where "Cancel now" or quitting
+        stops a download or load that would otherwise run to its end."""
+        if self._cancel.is_set():
+            from engine.errors import Cancelled
+
+            raise Cancelled("Cancelled while the model was loading.")
         self.status.emit(f"{text} ({round(100 * fraction)} %)" if fraction is not None else str(text))
 
     @Slot()

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelLoadError
+from .errors import Cancelled, ModelLoadError
 
 __all__ = ["load_from_hub", "hub_download_size", "download_patterns", "hub_is_offline"]
 
@@ -158,6 +158,8 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
             if progress:
                 progress(f"Downloading {repo_id}", 0.0)
             folder = _snapshot(repo_id, variant, local_only=False, cache_dir=cache_dir, progress=progress)
+        except Cancelled:  # from ``progress``: the caller stopped the download (it resumes next time)
+            raise
         except Exception as exc:
             err = _translate(repo_id, exc)
             if "cannot be reached" not in err.message:

@@ -251,3 +251,35 @@ def test_errors_are_classified_as_the_users_problem_or_a_bug():
     kind, message, hint = classify_error(KeyError("x"))
     assert kind == "internal" and message.startswith("Unexpected error: KeyError") and "bug" in hint
     assert {classify_error(e)[0] for e in (too_long, KeyError("x"))} <= set(FAILURE_KINDS)
+
+
+def test_cancel_now_stops_a_model_download(qapp, tmp_path, monkeypatch):
+    """A download reports progress per chunk: "Cancel now" (and quitting) stops it there, not after it ends."""
+    import engine.model_loader
+
+    reported: list[int] = []
+
+    def downloading(source, progress=None, **kw):
+        for i in range(2000):  # 20 s of "download" unless stopped
+            progress(f"Downloading {source}: chunk {i}", i / 2000)
+            reported.append(i)
+            time.sleep(0.01)
+        raise AssertionError("the download ran to its end")
+
+    monkeypatch.setattr(engine.model_loader, "load_model", downloading)
+    project = Project(title="Q", book=BookSettings(title="Q"), panels=(Panel("p0", "a lake", seed=1, width=64,
+                                                                             height=64),))
+    save_project(project, tmp_path)
+    queue = JobQueue(tmp_path, preview_every=0)
+    rec = Recorder(queue)
+    try:
+        queue.set_model_source("someone/big-model")
+        queue.enqueue(plan_jobs(project, max_batch=1)[0])
+        wait_until(lambda: len(reported) >= 5)
+        queue.cancel_now()
+        wait_until(lambda: rec.of("failed"))
+        (_, _, kind, message, _), = rec.of("failed")
+        assert kind == "cancelled" and "while the model was loading" in message and len(reported) < 1000
+    finally:
+        queue.shutdown()
+    assert not queue.is_running()

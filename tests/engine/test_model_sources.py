@@ -300,3 +300,20 @@ def test_hub_download_size_is_unknown_offline():
 
     assert hub_is_offline()
     assert hub_download_size("someone/any-model") is None
+
+
+def test_a_download_cancelled_through_its_progress_is_not_reported_as_unreachable(monkeypatch):
+    import engine.hub_download as hub
+    from engine.errors import Cancelled
+
+    def stop(*a, progress=None, **k):
+        progress("Downloading someone/model: 0.10 of 6.90 GB", 0.01)
+
+    def cancel(message, fraction):
+        raise Cancelled("Cancelled while the model was loading.")
+
+    monkeypatch.setattr(hub, "hub_is_offline", lambda: False)
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"unet/diffusion_pytorch_model.safetensors": 1})
+    monkeypatch.setattr(hub, "_snapshot", stop)
+    with pytest.raises(Cancelled, match="while the model was loading"):
+        hub.load_from_hub("someone/model", torch.float32, progress=cancel)
