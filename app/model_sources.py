@@ -6,8 +6,9 @@ Contract:
   else one sentence saying what is wrong and what to do.
 - ``built_in_sources() -> list[tuple[str, str]]``: (source, label) of the models that need no download.
 - ``free_disk_bytes(path)``, ``hub_cache_dir()``, ``format_bytes(n)``.
-- ``hub_download_size(repo_id) -> int``: total bytes of the files a diffusers folder would download; needs the
-  network, so callers run it off the GUI thread and show its ``OSError`` message.
+- ``hub_download_size(repo_id, device, precision) -> int``: bytes the model loader would still download for that
+  device and precision; needs the network (and imports the engine), so callers run it off the GUI thread and show
+  its ``OSError`` message.
 """
 
 from __future__ import annotations
@@ -103,23 +104,21 @@ def format_bytes(n: int) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def hub_download_size(repo_id: str) -> int:
-    """Bytes of the fp32/fp16 safetensors + configs a diffusers folder download fetches. Network; off-thread."""
+def hub_download_size(repo_id: str, device: str | None = None, precision: str | None = None) -> int:
+    """Bytes still to download for ``repo_id`` as the model loader fetches it on ``device`` in ``precision`` (the
+    one weight set it picks, e.g. the fp16 files for a GPU; files already in the cache not counted): the engine's
+    own estimate. Network; off the GUI thread. ``OSError`` with one sentence when it cannot be known."""
+    from engine.errors import ModelLoadError
+    from engine.hub_download import hub_download_size as still_to_download
+    from engine.model_loader import pick_device
+
     try:
-        from huggingface_hub import HfApi
-    except ImportError as exc:  # pragma: no cover
-        raise OSError("The Hugging Face hub client is not installed; reinstall the app.") from exc
-    try:
-        info = HfApi().model_info(repo_id, files_metadata=True)
-    except Exception as exc:  # network, auth, not found: one sentence for the user
-        raise OSError(f"Could not ask the hub about '{repo_id}' ({type(exc).__name__}). "
-                      "Check the id and your network connection.") from exc
-    total = 0
-    for f in info.siblings or []:
-        name = f.rfilename
-        if "/" not in name and name != "model_index.json":
-            continue  # root files other than the index are not downloaded by diffusers
-        if name.endswith((".json", ".txt", ".model")) or (
-                name.endswith(".safetensors") and ".fp16." not in name and "/" in name):
-            total += f.size or 0
-    return total
+        _, dtype = pick_device(None if device in (None, "auto") else device,
+                               None if precision in (None, "auto") else precision)
+    except ModelLoadError as exc:
+        raise OSError(str(exc)) from exc
+    size = still_to_download(repo_id, dtype)
+    if size is None:
+        raise OSError(f"Could not ask the hub about '{repo_id}'. Check the id and your network connection (downloads "
+                      "are off while HF_HUB_OFFLINE is set).")
+    return size

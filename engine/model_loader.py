@@ -96,8 +96,8 @@ def describe_source(source: str) -> str:
     if source in BUILTIN_SOURCES:
         return source
     p = Path(source).expanduser()
-    if source.endswith((".safetensors", ".ckpt")):
-        if source.endswith(".ckpt"):
+    if source.lower().endswith((".safetensors", ".ckpt")):  # MODEL.SAFETENSORS too, as the app's check allows
+        if source.lower().endswith(".ckpt"):
             raise ModelLoadError(
                 f"{source} is a .ckpt (pickle) checkpoint, which can run code when opened.",
                 hint="Convert it to .safetensors or use a diffusers folder.")

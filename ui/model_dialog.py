@@ -26,13 +26,13 @@ class _SizeSignals(QObject):
 
 
 class _SizeTask(QRunnable):
-    def __init__(self, repo_id: str, signals: _SizeSignals) -> None:
+    def __init__(self, repo_id: str, device: str, precision: str, signals: _SizeSignals) -> None:
         super().__init__()
-        self.repo_id, self.signals = repo_id, signals
+        self.repo_id, self.device, self.precision, self.signals = repo_id, device, precision, signals
 
     def run(self) -> None:  # pool thread
         try:
-            self.signals.done.emit(self.repo_id, hub_download_size(self.repo_id), "")
+            self.signals.done.emit(self.repo_id, hub_download_size(self.repo_id, self.device, self.precision), "")
         except OSError as exc:
             self.signals.done.emit(self.repo_id, -1, str(exc))
 
@@ -220,7 +220,8 @@ class ModelDialog(QDialog):
             return
         self.hub_check.setEnabled(False)
         self._show_disk("Download size: asking the hub…")
-        QThreadPool.globalInstance().start(_SizeTask(repo, self._size_signals))
+        QThreadPool.globalInstance().start(_SizeTask(repo, self.device_combo.currentData(),
+                                                     self.precision_combo.currentData(), self._size_signals))
 
     def _on_size(self, repo: str, size: int, error: str) -> None:
         self.hub_check.setEnabled(self.radio_hub.isChecked())
@@ -229,7 +230,7 @@ class ModelDialog(QDialog):
             return
         free = free_disk_bytes(hub_cache_dir())
         warn = "" if size < free else " Not enough free disk: free some space or choose another folder."
-        self._show_disk(f"Download size of {repo}: {format_bytes(size)}.{warn}")
+        self._show_disk(f"Still to download for {repo}: {format_bytes(size)}.{warn}")
 
     def _browse_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder")
