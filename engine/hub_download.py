@@ -155,10 +155,14 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
     if not offline:
         try:
             variant = choose_variant(list(_remote_files(repo_id)), torch_dtype)
+            from huggingface_hub import hf_hub_download
+
+            index = Path(hf_hub_download(repo_id, "model_index.json", cache_dir=cache_dir))
+            _check_pipeline(repo_id, index)  # before any weights: a model we cannot run downloads nothing more
             if progress:
                 progress(f"Downloading {repo_id}", 0.0)
             folder = _snapshot(repo_id, variant, local_only=False, cache_dir=cache_dir, progress=progress)
-        except Cancelled:  # from ``progress``: the caller stopped the download (it resumes next time)
+        except (Cancelled, ModelLoadError):  # the caller stopped the download (it resumes next time); not a pipeline
             raise
         except Exception as exc:
             err = _translate(repo_id, exc)
@@ -175,10 +179,8 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
     return _load_snapshot(repo_id, folder, torch_dtype)
 
 
-def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
-    from diffusers import DiffusionPipeline
-
-    index = folder / "model_index.json"
+def _check_pipeline(repo_id: str, index: Path) -> str:
+    """The pipeline class ``model_index.json`` names, when it is one the app runs (else ``ModelLoadError``)."""
     if not index.exists():
         raise ModelLoadError(f"The model {repo_id} is not a diffusers pipeline (it has no model_index.json).",
                              hint="Use an SDXL or SD 1.x diffusers repository, " + _LOCAL_HINT)
@@ -187,6 +189,13 @@ def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
         raise ModelLoadError(
             f"The model {repo_id} is a {cls_name or 'unknown'} model; only SDXL and SD 1.x text-to-image models"
             " are supported.")
+    return cls_name
+
+
+def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
+    from diffusers import DiffusionPipeline
+
+    cls_name = _check_pipeline(repo_id, folder / "model_index.json")
     files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
     variant = choose_variant(files, torch_dtype)
     kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True, "variant": variant}

@@ -302,9 +302,15 @@ def test_hub_download_size_is_unknown_offline():
     assert hub_download_size("someone/any-model") is None
 
 
-def test_a_download_cancelled_through_its_progress_is_not_reported_as_unreachable(monkeypatch):
+def test_a_download_cancelled_through_its_progress_is_not_reported_as_unreachable(tmp_path, monkeypatch):
+    import huggingface_hub
+
     import engine.hub_download as hub
     from engine.errors import Cancelled
+
+    index = tmp_path / "model_index.json"
+    index.write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **k: str(index))
 
     def stop(*a, progress=None, **k):
         progress("Downloading someone/model: 0.10 of 6.90 GB", 0.01)
@@ -317,3 +323,18 @@ def test_a_download_cancelled_through_its_progress_is_not_reported_as_unreachabl
     monkeypatch.setattr(hub, "_snapshot", stop)
     with pytest.raises(Cancelled, match="while the model was loading"):
         hub.load_from_hub("someone/model", torch.float32, progress=cancel)
+
+
+def test_a_hub_model_the_app_cannot_run_is_refused_before_its_weights_download(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    import engine.hub_download as hub
+
+    index = tmp_path / "model_index.json"
+    index.write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    monkeypatch.setattr(hub, "hub_is_offline", lambda: False)
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"transformer/model.safetensors": 9_500_000_000})
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **k: str(index))
+    monkeypatch.setattr(hub, "_snapshot", lambda *a, **k: pytest.fail("the weights were downloaded"))
+    with pytest.raises(ModelLoadError, match="someone/flux is a FluxPipeline model; only SDXL and SD 1.x"):
+        hub.load_from_hub("someone/flux", torch.float16)
