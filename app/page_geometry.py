@@ -22,6 +22,7 @@ from typing import Any
 
 from .layouts import LayoutBox, LayoutTemplate
 from .page_presets import POINTS_PER_INCH, trim_size
+from .project_model import BOOK_INCHES
 
 __all__ = ["Rect", "Edges", "PageGeometry", "ImagePlacement", "SAFE_IN", "page_geometry", "slot_rects",
            "text_area_rects", "place_image", "GeometryError"]
@@ -88,10 +89,11 @@ class PageGeometry:
 
 def page_geometry(book: Any, index: int, bleed: bool = True) -> PageGeometry:
     tw, th = trim_size(book.page_preset, book.orientation)
-    for name in ("bleed_in", "margin_in", "gutter_in"):
+    for name, most in BOOK_INCHES.items():  # the project file's own limits: a book that opens can be composed
         v = getattr(book, name)
-        if not isinstance(v, (int, float)) or v < 0 or v > 2:
-            raise GeometryError(f"The book's {name.removesuffix('_in')} {v!r} in must be between 0 and 2 inches.")
+        if not isinstance(v, (int, float)) or v < 0 or v > most:
+            raise GeometryError(f"The book's {name.removesuffix('_in')} {v!r} in must be between 0 and {most:g} "
+                                "inches.")
     right_hand = index % 2 == 0 or not book.facing_pages
     b = book.bleed_in * POINTS_PER_INCH if bleed else 0.0
     if book.interior:

@@ -17,8 +17,9 @@ import math
 import re
 from typing import Any, Callable
 
-from .project_model import (BALLOON_KINDS, FORMAT, MAX_CHARACTER_NAME, SCHEMA_VERSION, SCHEDULERS, Balloon,
-                            BookSettings, Character, GenerationSettings, Page, Panel, Project, ProjectError, SlotFill)
+from .project_model import (BALLOON_KINDS, BOOK_INCHES, FORMAT, MAX_CHARACTER_NAME, SCHEMA_VERSION, SCHEDULERS,
+                            Balloon, BookSettings, Character, GenerationSettings, Page, Panel, Project, ProjectError,
+                            SlotFill)
 
 __all__ = ["project_to_dict", "project_from_dict", "validate_project", "check_relative_path", "ASSET_ID_RE",
            "ID_RE", "known_page_presets"]
@@ -170,9 +171,9 @@ def _book(v: Any, path: str) -> BookSettings:
         raise _fail(_join(path, "orientation"), '"portrait" or "landscape"', orientation)
     return BookSettings(
         title=_str(d["title"], _join(path, "title"), max_len=500), page_preset=preset, orientation=orientation,
-        bleed_in=_float(d.get("bleed_in", 0.125), _join(path, "bleed_in"), 0.0, 1.0),
-        margin_in=_float(d.get("margin_in", 0.375), _join(path, "margin_in"), 0.0, 3.0),
-        gutter_in=_float(d.get("gutter_in", 0.125), _join(path, "gutter_in"), 0.0, 2.0),
+        bleed_in=_float(d.get("bleed_in", 0.125), _join(path, "bleed_in"), 0.0, BOOK_INCHES["bleed_in"]),
+        margin_in=_float(d.get("margin_in", 0.375), _join(path, "margin_in"), 0.0, BOOK_INCHES["margin_in"]),
+        gutter_in=_float(d.get("gutter_in", 0.125), _join(path, "gutter_in"), 0.0, BOOK_INCHES["gutter_in"]),
         facing_pages=_bool(d.get("facing_pages", True), _join(path, "facing_pages")),
         interior=_bool(d.get("interior", True), _join(path, "interior")))
 

@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BALLOON_KINDS",
     "MAX_CHARACTER_NAME",
+    "BOOK_INCHES",
     "SCHEDULERS",
     "BookSettings",
     "GenerationSettings",
@@ -40,6 +41,7 @@ FORMAT = "consistory-studio-project"
 SCHEMA_VERSION = 2  # the version this app writes; older ones are migrated by app.project_migrations
 BALLOON_KINDS = ("speech", "thought", "shout", "caption")
 MAX_CHARACTER_NAME = 200  # characters; the same in a project and in the character library
+BOOK_INCHES = {"bleed_in": 1.0, "margin_in": 3.0, "gutter_in": 2.0}  # the largest a book's file and pages accept
 SCHEDULERS = ("ddim", "euler")
 
 

@@ -70,10 +70,13 @@ def test_screen_page_has_no_bleed_and_margins_make_live_and_safe_areas():
 
 
 def test_bad_book_values_are_refused_with_a_sentence():
-    with pytest.raises(GeometryError, match="bleed -1 in must be between 0 and 2"):
+    with pytest.raises(GeometryError, match="bleed -1 in must be between 0 and 1 inches"):
         page_geometry(book(bleed_in=-1), 0)
-    with pytest.raises(GeometryError, match="margin 2.5 in must be between 0 and 2"):
-        page_geometry(book(margin_in=2.5), 0)
+    with pytest.raises(GeometryError, match="margin 3.5 in must be between 0 and 3 inches"):
+        page_geometry(book(margin_in=3.5), 0)
+    assert page_geometry(book(margin_in=2.5), 0).live.w > 0  # what a project file accepts is composed
+    with pytest.raises(GeometryError, match="Margins of 3 in leave no room"):
+        page_geometry(book(page_preset="a5", margin_in=3.0), 0)
 
 
 def test_two_by_two_slots_are_split_by_the_gutter():
