@@ -8,6 +8,8 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.project_store import save_project
+from app.settings import Settings
 from ui.gui_gc import GuiThreadCollector
 
 
@@ -64,3 +66,30 @@ def _answer_next_question(button: QMessageBox.StandardButton, seen: list[str], *
 @pytest.fixture
 def answer_next_question():
     return _answer_next_question
+
+
+@pytest.fixture
+def window_on(qtbot, tmp_path):
+    """``window_on(project, steps=2)``: a shown main window (``tiny`` model, 64 px panels, ``steps`` steps) with
+    ``project`` saved in ``tmp_path/book`` and opened; closed without questions (jobs cancelled) after the test."""
+    from ui.main_window import MainWindow
+
+    windows = []
+
+    def make(project, *, steps: int = 2):
+        settings = Settings(tmp_path / "settings.ini")
+        settings.model_source, settings.steps, settings.max_size = "tiny", steps, 64
+        settings.first_run_done = True
+        folder = tmp_path / "book"
+        folder.mkdir()
+        save_project(project, folder)
+        win = MainWindow(settings)
+        win.show()
+        qtbot.waitExposed(win)
+        assert win.files.open_folder(folder)
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.confirm_close_without_asking()

@@ -11,28 +11,16 @@ from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 from app.anchor_jobs import read_sheet
 from app.character_library import CharacterLibrary
 from app.project_model import BookSettings, Character, Project
-from app.project_store import save_project
-from app.settings import Settings
-from ui.main_window import MainWindow
 
 TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = Settings(tmp_path / "settings.ini")
-    settings.model_source, settings.steps, settings.max_size = "tiny", 2, 64
-    settings.first_run_done = True
-    folder = tmp_path / "book"
-    folder.mkdir()
+def window(window_on):
     pip = Character(id="pip", name="Pip", description="a small red fox", subjects=("fox",),
                     anchor_prompts=("a small red fox", "a small red fox standing", "a small red fox sitting"),
                     anchor_seeds=(1, 2, 3))
-    save_project(Project(title="Lib", book=BookSettings(title="Lib"), characters=(pip,)), folder)
-    win = MainWindow(settings)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.files.open_folder(folder)
+    win = window_on(Project(title="Lib", book=BookSettings(title="Lib"), characters=(pip,)))
     win.session.select("character", "pip")
     yield win
     win.confirm_close_without_asking()

@@ -69,7 +69,7 @@ def test_typing_that_drops_the_identity_is_one_step_that_undoes_and_redoes_whole
                                                          "characters/fox.character")
     w.undo_stack.redo()
     again = w.session.character("fox")
-    assert (again.anchor_prompts, again.identity_file) == (after.anchor_prompts, None)  # the stale identity stays dropped
+    assert (again.anchor_prompts, again.identity_file) == (after.anchor_prompts, None)  # the old identity stays off
 
 
 def test_the_character_sheet_follows_the_editors_own_prompt_edits(qtbot, window):

@@ -20,21 +20,10 @@ TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = Settings(tmp_path / "settings.ini")
-    settings.model_source, settings.steps, settings.max_size = "tiny", 200, 64
-    settings.first_run_done = True
-    folder = tmp_path / "book"
-    folder.mkdir()
-    project = Project(title="Safe", book=BookSettings(title="Safe"),
-                      panels=(Panel(id="p1", text="a lighthouse at night", seed=random.randrange(1000)),))
-    save_project(project, folder)
-    win = MainWindow(settings)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.files.open_folder(folder)
-    yield win
-    win.confirm_close_without_asking()
+def window(window_on):
+    return window_on(Project(title="Safe", book=BookSettings(title="Safe"),
+                             panels=(Panel(id="p1", text="a lighthouse at night", seed=random.randrange(1000)),)),
+                     steps=200)
 
 
 def test_cancel_now_stops_within_one_step_and_keeps_the_project(qtbot, window):
