@@ -31,13 +31,14 @@ from .assets import atomic_write_bytes, check_asset, remove_stale_temps, resolve
 from .project_codec import project_from_dict, project_to_dict, validate_project
 from .project_model import Project, ProjectError
 
-__all__ = ["PROJECT_FILE", "BACKUP_FILE", "AUTOSAVE_FILE", "open_project", "open_backup", "save_project",
-           "autosave", "recovery_available", "recover", "discard_autosave", "update_project", "project_bytes",
+__all__ = ["PROJECT_FILE", "BACKUP_FILE", "AUTOSAVE_FILE", "DECLINED_AUTOSAVE_FILE", "open_project", "open_backup", "save_project",
+           "autosave", "recovery_available", "recover", "discard_autosave", "set_aside_autosave", "update_project", "project_bytes",
            "read_project_file", "folder_lock", "new_folder_problem"]
 
 PROJECT_FILE = "project.json"
 BACKUP_FILE = "project.json.bak"
 AUTOSAVE_FILE = "project.autosave.json"
+DECLINED_AUTOSAVE_FILE = "project.autosave.declined.json"  # unsaved edits the user chose not to recover, kept aside
 
 _locks: dict[str, threading.RLock] = {}
 _locks_guard = threading.Lock()
@@ -108,7 +109,8 @@ def _no_constant(name: str) -> None:
 
 def _backup_hint(path: Path) -> str:
     if path.name != BACKUP_FILE and (path.parent / BACKUP_FILE).is_file():
-        return f"The previous version is in {BACKUP_FILE}: open it with 'Open backup', or fix the file."
+        return (f"The previous version is in {BACKUP_FILE}: the app offers to open it when you open the project "
+                f"(or copy it over {PROJECT_FILE}), or fix the file.")
     return "Nothing was changed on disk; restore the file from a copy."
 
 
@@ -195,6 +197,18 @@ def discard_autosave(folder: str | Path) -> None:
     """Forget unsaved edits (the user chose not to recover them)."""
     with folder_lock(folder):
         discard_autosave_file(Path(folder))
+
+
+def set_aside_autosave(folder: str | Path) -> Path | None:
+    """Keep unsaved edits the user chose not to recover out of the next autosave's way: the autosave file becomes
+    ``DECLINED_AUTOSAVE_FILE`` (replacing an older one). Returns its path, or None when there was no autosave."""
+    folder = Path(folder)
+    with folder_lock(folder):
+        try:
+            os.replace(folder / AUTOSAVE_FILE, folder / DECLINED_AUTOSAVE_FILE)
+        except FileNotFoundError:
+            return None
+    return folder / DECLINED_AUTOSAVE_FILE
 
 
 def autosave(project: Project, folder: str | Path) -> None:

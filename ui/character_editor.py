@@ -68,7 +68,7 @@ class CharacterEditor(QWidget):
         self.prompts_edit.setPlaceholderText("One anchor prompt per line (empty: made from the description).")
         self.prompts_edit.setMaximumHeight(70)
         self.dropout_slider = QSlider(Qt.Orientation.Horizontal)
-        self.dropout_slider.setRange(0, 100)
+        self.dropout_slider.setRange(0, 99)  # the project keeps 0-0.99: dropout 1 would drop every shared patch
         self.dropout_slider.setToolTip("Default for this character's panels: left keeps it closer to the anchors, "
                                        "right gives more freedom of pose.")
         dropout_row = QHBoxLayout()

@@ -101,7 +101,7 @@ class PanelEditor(QWidget):
         self.size_label = QLabel()
         self.dropout_slider = QSlider(Qt.Orientation.Horizontal)
         self.dropout_slider.setObjectName("panel_dropout")
-        self.dropout_slider.setRange(0, 100)
+        self.dropout_slider.setRange(0, 99)  # the project keeps 0-0.99: dropout 1 would drop every shared patch
         self.dropout_slider.setToolTip("Left: the characters look more like their anchors. "
                                        "Right: more freedom of pose and layout.")
 

@@ -129,23 +129,56 @@ class ProjectFiles(QObject):
     def open_folder(self, folder: str | Path) -> bool:
         folder = Path(folder)
         try:
-            if project_store.recovery_available(folder) and self._ask(
-                    "Recover unsaved changes?",
-                    f"{folder.name} was not saved after its last changes (the app may have crashed). "
-                    "Recover those changes? (No opens the last saved version; the recovered copy is kept until "
-                    "you save.)"):
-                project = project_store.recover(folder, allow_missing=True)
-                self.session.open(project, folder)
-                self.session.set_modified(True)
-            else:
-                project = project_store.open_project(folder, allow_missing=True)
-                self.session.open(project, folder)
+            if project_store.recovery_available(folder):
+                if self._ask("Recover unsaved changes?",
+                             f"{folder.name} was not saved after its last changes (the app may have crashed). "
+                             "Recover those changes? (No opens the last saved version and keeps the unsaved changes "
+                             f"in {project_store.DECLINED_AUTOSAVE_FILE}.)"):
+                    project = project_store.recover(folder, allow_missing=True)
+                    self._open_unsaved(project, folder)
+                    self._opened(folder, f"Recovered the unsaved changes of {folder}; save to keep them")
+                    return True
+                project_store.set_aside_autosave(folder)
+            project = project_store.open_project(folder, allow_missing=True)
+            self.session.open(project, folder)
         except ProjectError as exc:
+            if self._offer_backup(folder, exc):
+                return True
             self.w.show_error(f"Could not open {folder}: {exc}")
             self.w.settings.forget_recent_project(folder)
             return False
+        except OSError as exc:  # setting the autosave aside: a read-only folder
+            self.w.show_error(f"Could not open {folder}: {exc.strerror or exc}.")
+            return False
+        self._opened(folder, f"Opened {folder}")
+        return True
+
+    def _open_unsaved(self, project, folder: Path) -> None:
+        """Open a project whose content is not what project.json holds (a recovered autosave, the backup)."""
+        self.session.open(project, folder)
+        self.session.set_modified(True)
+        self.w.undo_stack.resetClean()  # no undo can bring back a state that is on disk
+
+    def _opened(self, folder: Path, message: str) -> None:
         self.w.settings.add_recent_project(folder)
-        self.w.statusBar().showMessage(f"Opened {folder}", 8000)
+        self.w.statusBar().showMessage(message, 8000)
+
+    def _offer_backup(self, folder: Path, exc: ProjectError) -> bool:
+        """project.json is damaged but the previous save's copy is there: offer to open that copy instead."""
+        backup = folder / project_store.BACKUP_FILE
+        if not backup.is_file() or not (folder / project_store.PROJECT_FILE).is_file():
+            return False
+        try:
+            project = project_store.open_backup(folder, allow_missing=True)
+        except ProjectError:
+            return False
+        if not self._ask("Open the previous version?",
+                         f"{folder.name}'s project.json could not be read: {exc.message}\n\nOpen the previous version "
+                         f"(from {project_store.BACKUP_FILE})? Saving then writes it back to project.json; the "
+                         "damaged file is left as it is until then."):
+            return False
+        self._open_unsaved(project, folder)
+        self._opened(folder, f"Opened the previous version of {folder}; save to keep it")
         return True
 
     def save(self) -> bool:
@@ -216,7 +249,14 @@ class ProjectFiles(QObject):
         answer = box.exec()
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+        if answer != QMessageBox.StandardButton.Discard:
+            return False
+        if self.session.folder is not None:  # else the next start offers the discarded edits back as a crash's
+            try:
+                project_store.discard_autosave(self.session.folder)
+            except OSError:
+                pass  # a read-only folder: the offer comes back, which loses nothing
+        return True
 
     def _ask(self, title: str, text: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, title, text,

@@ -180,7 +180,7 @@ def test_damaged_project_points_to_the_backup(tmp_path):
     save_project(p1, tmp_path)
     save_project(EditPanel("p2", text="second").do(p1), tmp_path)
     (tmp_path / PROJECT_FILE).write_bytes(b'{"format": ')
-    with pytest.raises(ProjectError, match="open it with 'Open backup'"):
+    with pytest.raises(ProjectError, match="the app offers to open it"):
         open_project(tmp_path)
     assert open_backup(tmp_path) == p1
 
