@@ -19,6 +19,7 @@ The engine is imported inside functions only.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -47,8 +48,16 @@ def _identity_rel(entry_id: str) -> str:
 
 
 def _copy_into_project(folder: str | Path, library_path: Path, entry_id: str) -> str:
+    """Copy a library file into the project; returns its project-relative path. A file already in the project under
+    that name with other bytes (the library entry was renamed or re-created since it was added) is never
+    overwritten: a character that uses it would silently draw with the new anchors, and its pictures would not
+    show as out of date. The copy then gets a name with its content hash."""
     rel = _identity_rel(entry_id)
     try:
+        data = library_path.read_bytes()
+        dest = resolve_inside(folder, rel, what="identity file")
+        if dest.exists() and not (dest.is_file() and dest.read_bytes() == data):
+            rel = f"{CHARACTERS_DIR}/{entry_id}-{hashlib.sha256(data).hexdigest()[:8]}.character"
         return import_file(folder, library_path, rel)
     except OSError as exc:
         raise ProjectError(f"could not copy the character's identity into the project: {exc.strerror or exc}",
@@ -129,20 +138,19 @@ def add_library_character(project: Project, folder: str | Path, entry_id: str, *
     identity = library.load(entry_id)
     path = library.path(entry_id)
 
-    rel = _identity_rel(entry_id)
     cid = _free_character_id(project, slugify(identity.name))
     dropout = identity.config.get("dropout", 0.5)
     character = Character(id=cid, name=identity.name, description=identity.description,
                           subjects=tuple(identity.subjects), anchor_prompts=tuple(identity.anchor_prompts),
-                          anchor_seeds=tuple(identity.anchor_seeds), identity_file=rel,
+                          anchor_seeds=tuple(identity.anchor_seeds), identity_file=_identity_rel(entry_id),
                           dropout=float(dropout) if isinstance(dropout, (int, float)) else 0.5)
     added = replace(project, characters=project.characters + (character,))
     try:
         validate_project(added)
     except ProjectError as exc:
         raise ProjectError(f"{identity.name!r} cannot be added to a project: {exc}") from None
-    _copy_into_project(folder, path, entry_id)
-    return added
+    rel = _copy_into_project(folder, path, entry_id)
+    return added.with_character(replace(character, identity_file=rel))
 
 
 def character_identity(project: Project, folder: str | Path, character_id: str) -> "Identity":

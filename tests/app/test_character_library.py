@@ -238,3 +238,29 @@ def test_a_character_the_project_rules_refuse_is_not_copied_into_the_project(lib
     mira = lib.import_file(write_identity(make_identity(), tmp_path / "m.character"))
     added = add_library_character(project, folder, mira.id, library=lib)
     assert (folder / added.characters[0].identity_file).read_bytes() == mira.path.read_bytes()
+
+
+def test_adding_a_renamed_library_character_again_never_rewrites_the_first_copy(lib, tmp_path):
+    """The library keeps an entry's id through a rename (and a re-creation): the second copy gets its own file,
+    the first character keeps drawing with the anchors it was added with."""
+    from app.character_identity import add_library_character, character_identity
+    from app.project_model import BookSettings, Project
+
+    folder = tmp_path / "book"
+    folder.mkdir()
+    mira = lib.import_file(write_identity(make_identity(), tmp_path / "m.character"))
+    project = add_library_character(Project(title="T", book=BookSettings(title="T")), folder, mira.id, library=lib)
+    first = project.characters[0]
+    first_bytes = (folder / first.identity_file).read_bytes()
+    assert first.identity_file == f"characters/{mira.id}.character"
+
+    again = add_library_character(project, folder, mira.id, library=lib)  # the same bytes: the same file
+    assert again.characters[1].identity_file == first.identity_file
+
+    assert lib.rename(mira.id, "Mira B").id == mira.id
+    project = add_library_character(project, folder, mira.id, library=lib)
+    second = project.characters[1]
+    assert second.identity_file != first.identity_file and second.identity_file.startswith(f"characters/{mira.id}-")
+    assert (folder / first.identity_file).read_bytes() == first_bytes
+    assert character_identity(project, folder, first.id).name == "Mira"
+    assert character_identity(project, folder, second.id).name == "Mira B"
