@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from typing import Any, Callable
 
+from .layouts import LayoutError, load_layout
 from .project_model import (BALLOON_KINDS, BOOK_INCHES, FORMAT, MAX_CHARACTER_NAME, SCHEMA_VERSION, SCHEDULERS,
                             Balloon, BookSettings, Character, GenerationSettings, Page, Panel, Project, ProjectError,
                             SlotFill)
@@ -284,7 +286,20 @@ def _page(v: Any, path: str) -> Page:
                 slots=_list(d.get("slots", []), _join(path, "slots"), _slot, max_len=64),
                 balloons=_list(d.get("balloons", []), _join(path, "balloons"), _balloon, max_len=500))
     _unique([b.id for b in page.balloons], _join(path, "balloons"), "balloon")
-    return page
+    return _padded(page)
+
+
+def _padded(page: Page) -> Page:
+    """A page with an empty fill for each of its layout's slots that the file leaves out (``slots`` is optional, and
+    a version 1 file kept only the filled ones), so every slot can be framed and filled. An unknown layout stays as
+    it is: the page editor and the export say so."""
+    try:
+        count = len(load_layout(page.layout).slots)
+    except LayoutError:
+        return page
+    if len(page.slots) >= count:
+        return page
+    return replace(page, slots=page.slots + (SlotFill(),) * (count - len(page.slots)))
 
 
 def _unique(ids: list[str], path: str, what: str) -> None:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphics
 from app.app_session import AppSession, ProjectChange
 from app.commands import (AddBalloon, AssignPanel, EditBalloon, MoveBalloon, MovePage, MoveTail, RemoveBalloon,
                           SetFraming, SetLayout)
-from app.layouts import all_layouts, load_layout
+from app.layouts import LayoutError, all_layouts, load_layout
 from app.page_composition import compose_page
 from app.project_model import BALLOON_KINDS, Balloon
 from ui.image_cache import ImageCache
@@ -220,7 +220,14 @@ class PageEditor(QWidget):
         self._loading = True
         try:
             self.scene.clear()
-            comp = compose(self._session, page.id)
+            self.slot_items, self.balloon_items = [], {}
+            try:
+                comp = compose(self._session, page.id)
+            except LayoutError as exc:  # a project file naming a layout this version does not have
+                self.layout_combo.setCurrentIndex(-1)
+                self.slot_label.setText(f"{exc} The page is kept as it is until you choose one.")
+                self.edit_refused.emit(str(exc))
+                return
             self.page_item = PageItem(comp)
             self.scene.addItem(self.page_item)
             template = load_layout(page.layout)

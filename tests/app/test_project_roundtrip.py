@@ -34,7 +34,7 @@ def full_project(folder: Path) -> Project:
                   alternates=(a1, a2), current=a1, dropout=0.25)
     balloon = Balloon(id="b1", kind="thought", text="Hmm…", x=0.1, y=0.2, w=0.3, h=0.15, tail_x=0.4,
                       tail_y=0.6, font_size_pt=11.5, font="serif")
-    page = Page(id="pg1", layout="2x2", gutter_in=0.2,
+    page = Page(id="pg1", layout="splash", gutter_in=0.2,
                 slots=(SlotFill(panel_id="p1", focus_x=0.3, focus_y=0.7, zoom=1.5),), balloons=(balloon,))
     return Project(title="Full", book=BookSettings(title="The Book", page_preset="a4", orientation="landscape",
                                                     bleed_in=0.2, margin_in=0.5, gutter_in=0.25,
@@ -174,3 +174,19 @@ def test_sample_storybook_is_a_valid_short_book():
         layout = json.loads((ROOT / "resources" / "layouts" / f"{page.layout}.json").read_text())
         assert len(page.slots) == len(layout["slots"])
     assert project.book.page_preset in ("square-8.5", "us-comic")
+
+
+def test_a_page_with_fewer_fills_than_its_layout_reads_with_every_slot(tmp_path):
+    """``slots`` is optional and a version 1 page kept only its filled slots: every slot of the layout must be
+    there to be filled and framed; an unknown layout is read as written (the editor and export name it)."""
+    doc = project_to_dict(Project(title="T", book=BookSettings(title="T"), panels=(Panel(id="p1", text="a"),)))
+    doc["pages"] = [{"id": "a", "layout": "2x2"}, {"id": "b", "layout": "strip-3", "slots": [{"panel_id": "p1"}]},
+                    {"id": "c", "layout": "no-such-layout", "slots": [{"panel_id": "p1"}]}]
+    project = project_from_dict(doc)
+    assert project.page("a").slots == (SlotFill(),) * 4
+    assert project.page("b").slots == (SlotFill(panel_id="p1"), SlotFill(), SlotFill())
+    assert project.page("c").slots == (SlotFill(panel_id="p1"),)
+    assert project_from_dict(project_to_dict(project)) == project
+    v1 = {"format": doc["format"], "schema_version": 1, "title": "T", "book": doc["book"],
+          "panels": [{"id": "p1", "text": "a"}], "pages": [{"id": "a", "layout": "2x2", "panels": ["p1"]}]}
+    assert project_from_dict(v1).page("a").slots == (SlotFill(panel_id="p1"),) + (SlotFill(),) * 3

@@ -5,6 +5,7 @@ over a file. No model is loaded here (pytest-qt fails a test on any exception ra
 
 from __future__ import annotations
 
+import dataclasses
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -191,3 +192,30 @@ def test_new_project_dialog_refuses_a_file_or_a_full_folder_in_one_sentence(qtbo
     dialog.title_edit.setText("Fresh")
     dialog.accept()
     assert dialog.result() == NewProjectDialog.DialogCode.Accepted and dialog.folder() == tmp_path / "fresh"
+
+
+def test_a_page_file_with_one_fill_for_four_slots_can_fill_and_frame_the_others(qtbot, window_on, tmp_path):
+    project = _project()
+    project = project.with_page(dataclasses.replace(project.page("pg1"), slots=(SlotFill(panel_id="p1"),)))
+    w = window_on(project)
+    w.session.select("page", "pg1")
+    pe = w.page_editor
+    assert len(pe.slot_items) == 4 and len(w.session.page("pg1").slots) == 4
+    pe.place_panel(2, "p1")
+    pe._zoom_by(3, 2.0)  # an empty slot: nothing to frame, no error
+    pe._pan(2, 0.1, 0.0)
+    assert w.session.page("pg1").slots[2].panel_id == "p1" and w.session.page("pg1").slots[2].focus_x == 0.6
+
+
+def test_a_page_with_an_unknown_layout_says_so_and_takes_a_new_one(qtbot, window_on):
+    project = _project()
+    project = project.with_page(dataclasses.replace(project.page("pg1"), layout="from-a-newer-version"))
+    w = window_on(project)
+    w.session.select("page", "pg1")
+    pe = w.page_editor
+    assert "Unknown page layout 'from-a-newer-version'" in w.last_message
+    assert pe.slot_items == [] and pe.layout_combo.currentIndex() == -1
+    pe.layout_combo.setCurrentIndex(pe.layout_combo.findData("strip-3"))
+    pe._layout_chosen(pe.layout_combo.currentIndex())
+    assert w.session.page("pg1").layout == "strip-3" and len(pe.slot_items) == 3
+    assert w.session.page("pg1").slots[0].panel_id == "p1"
