@@ -70,7 +70,7 @@ def _plan(project: Any, folder: Path, args: argparse.Namespace, quiet: bool = Fa
     if not args.only_missing:
         from .job_plan import stale_panels
 
-        stale = set(stale_panels(project, folder, steps=args.steps))
+        stale = set(stale_panels(project, folder, steps=args.steps, max_batch=args.batch))
     jobs: list[Any] = []
     failed: list[str] = []
     for p in project.panels:

@@ -138,16 +138,20 @@ def panel_recipe_hash(project: Project, panel: Panel, **kwargs: Any) -> str:
 
 
 def stale_panels(project: Project, folder: str | Path, *, size: tuple[int, int] | None = None,
-                 steps: int | None = None) -> tuple[str, ...]:
-    """Panels whose current image was made from another recipe (or whose sidecar is missing/unreadable)."""
+                 steps: int | None = None, max_batch: int | None = None) -> tuple[str, ...]:
+    """Panels whose current image was made from another recipe (or whose sidecar is missing/unreadable).
+    ``max_batch``: the batch the jobs will have, which caps a character's anchors at ``max_batch - 1`` as
+    ``plan_jobs`` does (without it, a character with more anchors than fit would always read as out of date)."""
     from .assets import read_sidecar
 
+    cap = max(1, max_batch - 1) if max_batch is not None else None
     out = []
     for panel in project.panels:
         if panel.current is None:
             continue
         side = read_sidecar(folder, panel.current) or {}
-        if side.get("panel_recipe_hash") != panel_recipe_hash(project, panel, size=size, steps=steps):
+        if side.get("panel_recipe_hash") != panel_recipe_hash(project, panel, size=size, steps=steps,
+                                                              max_anchors=cap):
             out.append(panel.id)
     return tuple(out)
 
@@ -195,7 +199,7 @@ def plan_jobs(project: Project, *, max_batch: int, only_missing: bool = True, fo
         if not only_missing:
             if folder is None:
                 raise ProjectError("Finding out-of-date panels needs the project folder.")
-            stale = set(stale_panels(project, folder, size=size, steps=steps))
+            stale = set(stale_panels(project, folder, size=size, steps=steps, max_batch=max_batch))
         chosen = [p for p in project.panels if p.current is None or p.id in stale]
     for panel in chosen:
         if not panel_prompt(project, panel).strip():

@@ -103,6 +103,19 @@ def test_only_missing_stale_and_forced_panels(tmp_path):
         plan_jobs(p, max_batch=4, only_missing=False)
 
 
+def test_a_panel_drawn_with_fewer_anchors_than_its_character_has_is_up_to_date_at_that_batch(tmp_path):
+    """A batch of 3 holds two of Mira's three anchors: the job's recipe says so, and so must the staleness check."""
+    p = project(Panel("a", "a fox", ("mira",)))
+    (job,) = plan_jobs(p, max_batch=3)
+    assert job.anchor_count == 2
+    done = write_asset(tmp_path, b"\x89PNG\r\n\x1a\nA", {"panel_recipe_hash": job.recipe_hashes[0]})
+    p = p.with_panel(replace(p.panels[0], alternates=(done,), current=done))
+    assert stale_panels(p, tmp_path, max_batch=3) == ()
+    assert plan_jobs(p, max_batch=3, only_missing=False, folder=tmp_path) == []
+    assert stale_panels(p, tmp_path, max_batch=4) == ("a",)  # room for all three anchors: drawn again with them
+    assert [j.panel_ids for j in plan_jobs(p, max_batch=4, only_missing=False, folder=tmp_path)] == [("a",)]
+
+
 def test_empty_panel_text_is_reported_with_its_path():
     with pytest.raises(ProjectError, match=r"panels\[1\].text: the panel has no text"):
         plan_jobs(project(Panel("a", "a lake"), Panel("b", "  ")), max_batch=4)
