@@ -373,9 +373,9 @@ class CharacterLibrary:
     def recreate(self, entry_id: str, model: "LoadedModel", *, steps: int | None = None,
                  size: tuple[int, int] | None = None, on_step: "Callable[[StepInfo], None] | None" = None,
                  should_cancel: Callable[[], bool] | None = None) -> LibraryEntry:
-        """Re-create a character's anchors on ``model`` (same prompts, seeds, settings, name and description; at
-        ``size``, by default the old size; either rounded up to the model's multiple). The old file is kept in the
-        trash as ``<id>-old-<hash>``."""
+        """Re-create a character's anchors on ``model`` (same prompts, seeds, negative prompt, settings, name and
+        description; at ``size``, by default the old size; either rounded up to the model's multiple). The old file
+        is kept in the trash as ``<id>-old-<hash>``."""
         from engine.consistory.config import ConsistoryConfig
         from engine.identity.identities import create_identity
 
@@ -388,7 +388,8 @@ class CharacterLibrary:
             model, name=old.name, description=old.description, subjects=old.subjects,
             anchor_prompts=old.anchor_prompts, anchor_seeds=old.anchor_seeds,
             config=ConsistoryConfig.from_dict(old.config), width=up(width), height=up(height),
-            steps=steps or old.steps, guidance=old.guidance, scheduler=old.scheduler, on_step=on_step,
+            steps=steps or old.steps, guidance=old.guidance, scheduler=old.scheduler,
+            negative_prompt=old.negative_prompt, on_step=on_step,
             should_cancel=should_cancel)
         data = self._identity_bytes(new)
         old_bytes = path.read_bytes()

@@ -92,7 +92,10 @@ class AnchorCacheStore:
         if cache is None:
             cache, self.last_drift = build_anchor_cache(model, identity, should_cancel=should_cancel)
             self.events.append("built")
-            self._save_disk(key, cache)
+            try:
+                self._save_disk(key, cache)
+            except OSError as exc:  # the disk copy only saves time later: a full or read-only disk loses nothing
+                self.events.append(f"save-failed: {exc.strerror or exc}")
         cache = self._place(cache, model)
         self._remember(key, cache)
         return cache
@@ -146,8 +149,12 @@ class AnchorCacheStore:
         meta = {"key": key, "index": json.dumps(index), "subjects": json.dumps(list(cache.subjects)),
                 "n_anchors": str(cache.n_anchors), "n_steps": str(cache.n_steps), "sha256": _digest(tensors)}
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _load_disk(self, key: str, model: "LoadedModel") -> AnchorCache | None:
         from safetensors import safe_open

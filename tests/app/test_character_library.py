@@ -179,7 +179,10 @@ def test_disk_errors_are_one_sentence(tmp_path):
 
 
 def test_a_character_from_another_model_is_refused_until_recreated(lib, tmp_path, tiny_sdxl):
-    entry = lib.import_file(write_identity(make_identity(fingerprint="someone-elses-model"), tmp_path / "a.character"))
+    from dataclasses import replace
+
+    entry = lib.import_file(write_identity(replace(make_identity(fingerprint="someone-elses-model"),
+                                                   negative_prompt="blurry"), tmp_path / "a.character"))
     data = entry.path.read_bytes()
     with pytest.raises(LibraryError, match=r"^The character 'Mira' was made with another model \(tiny, fingerprint "
                                            r"someone-elses-model\); the current model is tiny .*'consistory-studio "
@@ -195,6 +198,7 @@ def test_a_character_from_another_model_is_refused_until_recreated(lib, tmp_path
     made = lib.load(entry.id)
     assert (made.anchor_prompts, made.anchor_seeds, made.description, made.steps, made.width) == \
         (("a red fox", "a red fox running"), (1, 2), "a small red fox", 2, 64)
+    assert made.negative_prompt == "blurry"  # the anchors, and the panels drawn after them, avoid it as before
     assert made.noise.shape == (2, 4, 32, 32) and len(made.anchor_images) == 2
     lib.check_model(entry.id, tiny_sdxl)  # now usable
     (old,) = lib.trash()

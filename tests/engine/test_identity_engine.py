@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,29 @@ def test_later_panels_equal_the_same_panels_in_the_original_batch(tiny_sdxl, fox
                                    identities=[ident], store=store)
     assert store.events == ["built", "hit-memory"]
     assert np.abs(_px(one.images[0]) - _px(result.images[3])).max() <= 2
+
+
+def test_a_disk_cache_that_cannot_be_written_still_draws_the_panel(tiny_sdxl, fox, tmp_path, monkeypatch):
+    ident, _ = fox
+    (tmp_path / "f").write_bytes(b"a file where the cache folder should be")
+    store = AnchorCacheStore(disk_dir=tmp_path / "f" / "cache")
+    out = generate_with_identities(tiny_sdxl, prompts=("a fox reads a map",), seeds=(7,), identities=[ident],
+                                   store=store)
+    assert len(out.images) == 1
+    assert store.events[0] == "built" and store.events[1].startswith("save-failed: ")
+    full = tmp_path / "full"
+    full.mkdir()
+    store = AnchorCacheStore(disk_dir=full)
+
+    def no_room(_tensors, path, metadata=None):
+        Path(path).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    import safetensors.torch
+    monkeypatch.setattr(safetensors.torch, "save_file", no_room)
+    store.get(tiny_sdxl, ident)
+    assert store.events == ["built", "save-failed: No space left on device"]
+    assert list(full.iterdir()) == []  # the partial .tmp is gone
 
 
 def test_disk_cache_hit_equals_miss_and_damage_is_rebuilt(tiny_sdxl, fox, tmp_path):
