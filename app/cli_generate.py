@@ -105,6 +105,8 @@ def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (102
         raise UsageError("--save-identity stores a new set's anchors; it cannot be combined with --identity.")
     if save_identity and (not subjects or args.vanilla):
         raise UsageError("--save-identity needs a consistent set: give its --subject word (and no --vanilla).")
+    if save_identity and args.anchors == 0:
+        raise UsageError("--save-identity stores the set's anchors: it needs at least one; drop --anchors 0.")
     if method_flags and not subjects and not (identities and method_flags == ["--debug-masks"]):
         raise UsageError(f"{method_flags[0]} is a ConsiStory option and needs at least one --subject word.")
     consistory = None

@@ -59,6 +59,9 @@ def check_source(source: str) -> str | None:
     source = source.strip()
     if not source:
         return "No model is chosen. Pick the built-in model or name a hub id, folder or .safetensors file."
+    if source.lower().endswith((".ckpt", ".pt", ".pth", ".bin")):
+        return (f"{source} is a pickle checkpoint, which can run code when it is opened. Convert it to "
+                ".safetensors, or choose a diffusers model folder.")
     kind = classify(source)
     if kind is SourceKind.built_in:
         if source == "toy" and default_model_source() != "toy":

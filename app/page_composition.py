@@ -69,10 +69,12 @@ def _holder(slot: int, clip: Rect, label: str, border: bool, panel_id: str | Non
 def _image_size(path: Path) -> tuple[int, int] | None:
     from PIL import Image
 
-    try:
+    try:  # verify: a file cut short (an interrupted copy or sync) is a placeholder, not a broken picture in the book
         with Image.open(path) as im:
-            return im.size
-    except (OSError, ValueError):
+            size = im.size
+            im.verify()
+        return size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

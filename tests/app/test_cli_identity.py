@@ -46,6 +46,7 @@ def test_save_identity_then_new_panel_equals_the_set_panel(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--identity", "nope.character"], "does not exist"),
     (["--save-identity", "x.character"], "needs a consistent set"),
+    (["--subject", "fox", "--anchors", "0", "--save-identity", "x.character"], "needs at least one; drop --anchors 0"),
     (["--identity", "a.character", "--subject", "fox"], "drop --subject"),
 ])
 def test_identity_mistakes_are_one_sentence(tmp_path, capsys, extra, message):

@@ -133,3 +133,13 @@ def test_a_failing_write_keeps_the_previous_book(tmp_path, monkeypatch):
         export_book(project, folder, out, "pdf")
     assert out.read_bytes() == b"old book"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book.pdf", "p"]
+
+
+@pytest.mark.parametrize("fmt", ["png", "pdf"])
+def test_a_panel_image_cut_short_is_a_placeholder_not_a_broken_picture(tmp_path, fmt):
+    folder = tmp_path / "p"
+    project = project_in(folder)
+    path = folder / "assets" / f"{project.panel('p1').current}.png"
+    path.write_bytes(path.read_bytes()[:200])  # an interrupted copy: the header reads, the pixels do not
+    report = export_book(project, folder, tmp_path / f"book.{fmt}", fmt, dpi=50)
+    assert (1, "Panel 1: image file missing") in report.placeholders

@@ -32,3 +32,13 @@ def test_an_unknown_size_or_a_missing_device_is_one_sentence(monkeypatch):
 def test_a_checkpoint_name_in_capitals_is_a_checkpoint_for_the_dialog_and_the_loader():
     assert classify("/models/XL.SAFETENSORS") is SourceKind.safetensors
     assert describe_source("/models/XL.SAFETENSORS") == "single-file"
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "MODEL.CKPT", "weights.pt"])
+def test_a_pickle_checkpoint_is_named_as_one_whether_it_exists_or_not(tmp_path, name):
+    from app.model_sources import check_source
+
+    (tmp_path / name).write_bytes(b"pickle")
+    for source in (str(tmp_path / name), f"models/{name}"):
+        problem = check_source(source)
+        assert problem and "pickle checkpoint" in problem and ".safetensors" in problem, problem
