@@ -12,6 +12,7 @@ otherwise the error is one ``ModelLoadError`` sentence naming the id and how to 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -154,7 +155,10 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
     folder: Path | None = None
     if not offline:
         try:
-            variant = choose_variant(list(_remote_files(repo_id)), torch_dtype)
+            files = _remote_files(repo_id)
+            if "model_index.json" not in files:  # a LoRA or checkpoint-only repository: say so, not "unreachable"
+                raise _not_a_pipeline(repo_id)
+            variant = choose_variant(list(files), torch_dtype)
             from huggingface_hub import hf_hub_download
 
             index = Path(hf_hub_download(repo_id, "model_index.json", cache_dir=cache_dir))
@@ -165,6 +169,8 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
         except (Cancelled, ModelLoadError):  # the caller stopped the download (it resumes next time); not a pipeline
             raise
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # HTTP errors are OSErrors too: by errno
+                raise _no_space(repo_id, cache_dir) from exc
             err = _translate(repo_id, exc)
             if "cannot be reached" not in err.message:
                 raise err from exc
@@ -179,11 +185,25 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
     return _load_snapshot(repo_id, folder, torch_dtype)
 
 
+def _not_a_pipeline(repo_id: str) -> ModelLoadError:
+    return ModelLoadError(f"The model {repo_id} is not a diffusers pipeline (it has no model_index.json).",
+                          hint="Use an SDXL or SD 1.x diffusers repository, " + _LOCAL_HINT)
+
+
+def _no_space(repo_id: str, cache_dir: str | Path | None) -> ModelLoadError:
+    if cache_dir is None:
+        from huggingface_hub import constants
+
+        cache_dir = constants.HF_HUB_CACHE
+    return ModelLoadError(f"The model {repo_id} could not be downloaded: the disk holding {cache_dir} is full.",
+                          hint="Free some space (the download resumes where it stopped), or set HF_HOME to a "
+                               "disk with room.")
+
+
 def _check_pipeline(repo_id: str, index: Path) -> str:
     """The pipeline class ``model_index.json`` names, when it is one the app runs (else ``ModelLoadError``)."""
     if not index.exists():
-        raise ModelLoadError(f"The model {repo_id} is not a diffusers pipeline (it has no model_index.json).",
-                             hint="Use an SDXL or SD 1.x diffusers repository, " + _LOCAL_HINT)
+        raise _not_a_pipeline(repo_id)
     cls_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
     if cls_name not in ("StableDiffusionXLPipeline", "StableDiffusionPipeline"):
         raise ModelLoadError(

@@ -319,7 +319,8 @@ def test_a_download_cancelled_through_its_progress_is_not_reported_as_unreachabl
         raise Cancelled("Cancelled while the model was loading.")
 
     monkeypatch.setattr(hub, "hub_is_offline", lambda: False)
-    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"unet/diffusion_pytorch_model.safetensors": 1})
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"model_index.json": 1,
+                                                               "unet/diffusion_pytorch_model.safetensors": 1})
     monkeypatch.setattr(hub, "_snapshot", stop)
     with pytest.raises(Cancelled, match="while the model was loading"):
         hub.load_from_hub("someone/model", torch.float32, progress=cancel)
@@ -333,8 +334,34 @@ def test_a_hub_model_the_app_cannot_run_is_refused_before_its_weights_download(t
     index = tmp_path / "model_index.json"
     index.write_text(json.dumps({"_class_name": "FluxPipeline"}))
     monkeypatch.setattr(hub, "hub_is_offline", lambda: False)
-    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"transformer/model.safetensors": 9_500_000_000})
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"model_index.json": 1,
+                                                               "transformer/model.safetensors": 9_500_000_000})
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **k: str(index))
     monkeypatch.setattr(hub, "_snapshot", lambda *a, **k: pytest.fail("the weights were downloaded"))
     with pytest.raises(ModelLoadError, match="someone/flux is a FluxPipeline model; only SDXL and SD 1.x"):
         hub.load_from_hub("someone/flux", torch.float16)
+
+
+def test_a_hub_repository_without_a_pipeline_or_a_full_disk_is_named_not_called_unreachable(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    import engine.hub_download as hub
+
+    monkeypatch.setattr(hub, "hub_is_offline", lambda: False)
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"lora.safetensors": 1})
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("nothing is downloaded"))
+    with pytest.raises(ModelLoadError, match="someone/lora is not a diffusers pipeline") as info:
+        hub.load_from_hub("someone/lora", torch.float16)
+    assert "cannot be reached" not in str(info.value)
+
+    index = tmp_path / "model_index.json"
+    index.write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    monkeypatch.setattr(hub, "_remote_files", lambda repo_id: {"model_index.json": 1, "unet/x.safetensors": 1})
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **k: str(index))
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hub, "_snapshot", full)
+    with pytest.raises(ModelLoadError, match=rf"someone/xl could not be downloaded: the disk holding {tmp_path} is full"):
+        hub.load_from_hub("someone/xl", torch.float16, cache_dir=tmp_path)
