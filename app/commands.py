@@ -42,6 +42,8 @@ class AddCharacter(Command):
         return checked(replace(project, characters=insert_at(project.characters, self.character, self.index)))
 
     def undo(self, project: Project) -> Project:
+        # redo brings back the character as it is now: a saved identity arrives outside the undo stack
+        self.character = project.character(self.character.id)
         return replace(project, characters=tuple(c for c in project.characters if c.id != self.character.id))
 
 
@@ -114,6 +116,8 @@ class AddPanel(Command):
         return checked(replace(project, panels=insert_at(project.panels, self.panel, self.index)))
 
     def undo(self, project: Project) -> Project:
+        # redo brings back the panel as it is now: its pictures arrive outside the undo stack
+        self.panel = project.panel(self.panel.id)
         return replace(project, panels=tuple(p for p in project.panels if p.id != self.panel.id))
 
 

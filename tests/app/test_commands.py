@@ -107,6 +107,20 @@ def test_undo_keeps_changes_made_in_between():
     assert restored.panel("p1").character_ids == ("mira", "bo") and restored.panel("p1").text == "changed"
 
 
+def test_redo_of_an_add_brings_back_what_arrived_after_it():
+    """+ Panel, a picture arrives (outside the undo stack), undo, redo: the picture comes back with the panel."""
+    p0 = base()
+    add = C.AddPanel(Panel("p9", "a new panel"))
+    with_picture = C.AddAlternates("p9", [A3]).do(add.do(p0))
+    back = add.undo(with_picture)
+    assert [p.id for p in back.panels] == [p.id for p in p0.panels]
+    again = add.do(back)
+    assert again.panel("p9").alternates == (A3,) and again.panel("p9").current == A3
+    add_char = C.AddCharacter(Character("kit", "Kit", "a grey cat", ("cat",)))
+    saved = add_char.do(p0).with_character(replace(add_char.character, identity_file="characters/kit.character"))
+    assert add_char.do(add_char.undo(saved)).character("kit").identity_file == "characters/kit.character"
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: C.EditPanel("p1", seed=-3), "panels[0].seed: expected a whole number ≥ 0, got -3"),
     (lambda: C.EditPanel("p1", width=100), "panels[0].width: expected a multiple of 16"),
