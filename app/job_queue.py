@@ -166,6 +166,9 @@ class _Worker(QObject):
             kind, message, hint = classify_error(exc)
             if kind == "internal":
                 traceback.print_exc()
+            if request.model is None and self._model is None:  # else the line keeps "Downloading … (37 %)"
+                self.status.emit("Model not loaded: " + ("stopped; it loads again with the next job"
+                                                         if kind == "cancelled" else message))
             self.failed.emit(job.id, kind, message, hint)
             return
         self.finished.emit(job.id, list(assets))

@@ -218,6 +218,7 @@ def test_a_model_that_cannot_load_fails_as_model(setup):
     (_, job_id, kind, message, hint), = rec.of("failed")
     assert (job_id, kind) == (job.id, "model") and message and hint
     assert any("no-such-model" in e[1] for e in rec.of("status"))
+    assert rec.of("status")[-1][1] == f"Model not loaded: {message}"  # not the last "Loading …" line
 
 
 def test_public_state_and_warm_up(qtbot):
@@ -280,6 +281,7 @@ def test_cancel_now_stops_a_model_download(qapp, tmp_path, monkeypatch):
         wait_until(lambda: rec.of("failed"))
         (_, _, kind, message, _), = rec.of("failed")
         assert kind == "cancelled" and "while the model was loading" in message and len(reported) < 1000
+        wait_until(lambda: rec.of("status") and rec.of("status")[-1][1].startswith("Model not loaded: stopped"))
     finally:
         queue.shutdown()
     assert not queue.is_running()
