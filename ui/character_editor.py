@@ -255,6 +255,7 @@ class CharacterEditor(QWidget):
             if self.prompts_edit.toPlainText() != text:
                 self.prompts_edit.setPlainText(text)
             self.dropout_slider.setValue(round(c.dropout * 100))
+            self.problem_label.hide()  # the fields now show the character as it is: no refused edit is pending
         finally:
             self._loading = False
         self.refresh_anchors()

@@ -215,14 +215,15 @@ class PanelEditor(QWidget):
             self.heading.setText(f"Panel {index}")
             if self.text_edit.toPlainText() != panel.text:
                 self.text_edit.setPlainText(panel.text)
-            self.style_edit.setText(panel.style)
-            self.negative_edit.setText(panel.negative_prompt)
+            for edit, value in ((self.style_edit, panel.style), (self.negative_edit, panel.negative_prompt)):
+                if edit.text() != value:  # setText moves the cursor to the end while the user types
+                    edit.setText(value)
             self.seed_spin.setValue(min(panel.seed, 2**31 - 1))
             self.seed_lock.setChecked(panel.seed_locked)
             dropout = panel.dropout
             if dropout is None:
                 chosen = [c for c in project.characters if c.id in panel.character_ids]
-                dropout = chosen[0].dropout if chosen else 0.5
+                dropout = min(c.dropout for c in chosen) if chosen else 0.5  # what the job uses (job_plan)
             self.dropout_slider.setValue(round(dropout * 100))
             self.characters_list.clear()
             for c in project.characters:
@@ -232,6 +233,8 @@ class PanelEditor(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if c.id in panel.character_ids
                                    else Qt.CheckState.Unchecked)
                 self.characters_list.addItem(item)
+            picked = self.gallery.currentItem()
+            picked = picked.data(Qt.ItemDataRole.UserRole) if picked is not None and picked.isSelected() else None
             self.gallery.clear()
             for n, asset in enumerate(panel.alternates, 1):
                 pix = self._images.asset(self._session.folder, asset, 96) or placeholder_pixmap(96, "missing")
@@ -239,6 +242,8 @@ class PanelEditor(QWidget):
                 item = QListWidgetItem(QIcon(pix), label)
                 item.setData(Qt.ItemDataRole.UserRole, asset)
                 self.gallery.addItem(item)
+                if asset == picked:  # a picture arriving for this panel keeps the user's choice selected
+                    self.gallery.setCurrentItem(item)
         finally:
             self._loading = False
         self._refresh_derived()
@@ -272,10 +277,10 @@ class PanelEditor(QWidget):
         if panel is None:
             return
         pix = self._images.asset(self._session.folder, panel.current, 320)
+        self.mask_legend.hide()
         if pix is None:
             self.image_label.setPixmap(placeholder_pixmap(240, "Not drawn yet.\nPress Generate."))
             return
-        self.mask_legend.hide()
         if self.mask_toggle.isChecked():
             mask_id = _mask_asset(self._session.folder, panel.current)
             mask = self._images.asset(self._session.folder, mask_id, 320)
