@@ -171,15 +171,24 @@ class GenerationController(QObject):
         panel = project.panel(panel_id)
         n = [p.id for p in project.panels].index(panel_id) + 1
         seeds = [panel.seed] if count == 1 else [random.randrange(2**31 - 1) for _ in range(count)]
+        planned: list[tuple[Job, str]] = []
         try:
             for k, seed in enumerate(seeds):
                 variant = project if seed == panel.seed else project.with_panel(replace(panel, seed=seed))
                 for job in plan_jobs(variant, max_batch=max(2, self._settings.max_batch), panel_ids=[panel_id],
                                      steps=self._settings.steps):
                     suffix = f" (variation {k + 1}/{count})" if count > 1 else ""
-                    self._enqueue(job, f"Panel {n}{suffix}")
+                    planned.append((job, f"Panel {n}{suffix}"))
         except ProjectError as exc:
             self.error.emit(f"Cannot draw panel {n}: {exc}")
+            return
+        profile = profile_for(self.model_source())
+        words = next((m for m in (job_words_message(profile, job) for job, _ in planned) if m), None)
+        if words:  # one message for the panel, not one box per variation
+            self.error.emit(f"Panel {n} was not queued. {words}")
+            return
+        for job, title in planned:
+            self._enqueue(job, title, checked=True)
 
     def _panels_in_queue(self) -> set[str]:
         """The panels of this folder's jobs that wait or run."""
@@ -247,6 +256,8 @@ class GenerationController(QObject):
             return
         if (now.subjects, now.anchor_prompts, now.anchor_seeds) != (then.subjects, then.anchor_prompts,
                                                                     then.anchor_seeds):
+            if any(isinstance(j, CharacterJob) and j.character_id == now.id for j, _ in self._jobs.values()):
+                return  # a later job for this character (a second re-roll) is queued: it brings the anchors
             self.error.emit(f"{now.name or 'The character'} was changed while its anchors were drawn, so they "
                             "were not used. Press “Generate anchors” again.")
             return

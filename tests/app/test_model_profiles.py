@@ -20,7 +20,7 @@ def test_toy_profile_knows_only_toy_world_words():
     assert toy.unknown_words("a fox and a fox holding a lantern") == ["fox", "and", "holding", "lantern"]
     msg = unknown_words_message(toy, ["a fox in the snow", "a bear"])
     assert msg.startswith("The built-in toy model does not know the words fox, bear;")
-    assert "creature" in msg and "Settings → Model" in msg
+    assert "creature" in msg and "Model → Model…" in msg
 
 
 def test_toy_vocabulary_is_what_the_installed_model_holds(tmp_path):

@@ -135,3 +135,24 @@ def test_library_save_add_export_import_by_clicks(qtbot, window, tmp_path, monke
     qtbot.mouseClick(ce.library_buttons["import"], Qt.MouseButton.LeftButton)
     assert [e.name for e in CharacterLibrary().list()] == ["Pip"]
     assert len(w.session.project.characters) == 2 and w.session.project.characters[-1].identity_file
+
+
+def test_a_reroll_overtaken_by_a_later_one_warns_nothing(window):
+    """Re-roll anchor 1, then anchor 2 before the first ends: the first job's anchors are stale, but the second job
+    is queued and brings the identity, so no box tells the user to press "Generate anchors" again."""
+    from dataclasses import replace
+
+    from app.anchor_jobs import CharacterJob
+
+    w, gen = window, window.generation
+    then = w.session.project.with_character(replace(w.session.character("pip"), anchor_seeds=(1, 9, 3)))
+    first = CharacterJob("job-a", "pip", then, (64, 64), 2)
+    errors: list[str] = []
+    gen.error.connect(errors.append)
+    gen._jobs["job-b"] = (CharacterJob("job-b", "pip", w.session.project, (64, 64), 2), w.session.folder)
+    gen._identity_made(first, "characters/x.character")
+    assert errors == [] and w.session.character("pip").identity_file is None
+    del gen._jobs["job-b"]
+    gen._identity_made(first, "characters/x.character")  # nothing else will come: now it says so
+    assert len(errors) == 1 and "was changed while its anchors were drawn" in errors[0]
+    assert w.session.character("pip").identity_file is None

@@ -51,6 +51,12 @@ def test_toy_model_caps_the_size_and_refuses_unknown_words(qtbot, tmp_path, monk
         assert queued == [] and len(errors) == 1, errors
         assert errors[0].startswith("Panels 1, 2 were not queued. The built-in toy model does not know the words")
         assert "fox" in errors[0] and "creature" in errors[0]
+        errors.clear()
+        w.session.select("panel", "p2")
+        qtbot.mouseClick(w.panel_editor.variations_button, Qt.MouseButton.LeftButton)
+        assert queued == [] and len(errors) == 1, errors  # one message for the four variations, not four boxes
+        assert errors[0].startswith("Panel 2 was not queued. The built-in toy model does not know the words")
+        assert "Model → Model…" in errors[0]
         # the panel's size is what the toy model draws (64×64, whatever the slot), not 1024
         assert (w.session.project.panel("p1").width, w.session.project.panel("p1").height) == (64, 64)
         # a toy-world prompt is queued
