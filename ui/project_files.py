@@ -95,11 +95,12 @@ class ProjectFiles(QObject):
         return True
 
     def new_project(self) -> None:
-        if not self.leave_project("make a new project"):
-            return
+        # the dialog first: cancelling it must not have stopped the jobs or dropped the edits already
         parent = self.session.folder.parent if self.session.folder else Path.home()
         dialog = NewProjectDialog(parent, self.w)
         if dialog.exec() != NewProjectDialog.DialogCode.Accepted:
+            return
+        if not self.leave_project("make a new project"):
             return
         self.create_project(dialog.folder(), dialog.title(), dialog.page_preset())
 
@@ -116,10 +117,9 @@ class ProjectFiles(QObject):
         self.w.statusBar().showMessage(f"Created {folder}", 8000)
 
     def open_dialog(self) -> None:
-        if not self.leave_project("open another project"):
-            return
+        # the dialog first: cancelling it must not have stopped the jobs or dropped the edits already
         folder = QFileDialog.getExistingDirectory(self.w, "Open a project folder (it holds project.json)")
-        if folder:
+        if folder and self.leave_project("open another project"):
             self.open_folder(folder)
 
     def open_recent(self, folder: str | Path) -> None:

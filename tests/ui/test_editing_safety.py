@@ -219,3 +219,21 @@ def test_a_page_with_an_unknown_layout_says_so_and_takes_a_new_one(qtbot, window
     pe._layout_chosen(pe.layout_combo.currentIndex())
     assert w.session.page("pg1").layout == "strip-3" and len(pe.slot_items) == 3
     assert w.session.page("pg1").slots[0].panel_id == "p1"
+
+
+def test_cancelling_the_open_or_new_dialog_stops_no_job_and_asks_nothing(qtbot, window, monkeypatch):
+    w = window
+    folder = w.session.folder
+    w.session.select("panel", "p1")
+    qtbot.keyClicks(w.panel_editor.text_edit, "!")  # unsaved edits
+    monkeypatch.setattr(w.generation, "busy", lambda: True)  # pictures being drawn
+    cancelled: list[bool] = []
+    monkeypatch.setattr(w.generation.queue, "cancel_now", lambda: cancelled.append(True))
+    asked: list[str] = []
+    monkeypatch.setattr(w.files, "_ask", lambda title, text: asked.append(title) or True)
+    monkeypatch.setattr(w.files, "maybe_save", lambda: asked.append("save") or True)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: ""))
+    w.files.open_dialog()
+    monkeypatch.setattr(NewProjectDialog, "exec", lambda self: NewProjectDialog.DialogCode.Rejected)
+    w.files.new_project()
+    assert asked == [] and cancelled == [] and w.session.modified and w.session.folder == folder
