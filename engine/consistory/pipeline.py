@@ -63,8 +63,11 @@ def unet_pass_count(cfg, timesteps, *, encoder_injection: bool = True) -> int:
     if not cfg.inject:
         return steps
     start = inject_steps(cfg, steps).start
-    end1 = max(dift_step_of(timesteps, cfg.dift_timestep), start) + 1
-    separate = len([s for s in blend if s > start]) if encoder_injection else 0
+    dift = dift_step_of(timesteps, cfg.dift_timestep)
+    end1 = max(dift, start) + 1
+    # run 2 reuses run 1's vanilla queries of its first step, unless run 1 stopped that step at the DIFT block
+    redone = [s for s in blend if s > start or (s == start and dift == start)]
+    separate = len(redone) if encoder_injection else 0
     return end1 + (steps - start) + separate
 
 
@@ -169,10 +172,15 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
         if state.run == 1 and cfg.inject and i == inj.start:
             snap["state"] = state.snapshot()
             snap["latents"] = lat.clone()
+            # a vanilla copy riding in the main pass writes this step's queries during that pass: taken after it
+            snap["queries_done"] = not state.dual
         passes["n"] += 1  # the main pass that follows
 
     def after_step(i, t, lat):
         state.end_step()
+        if state.run == 1 and i == inj.start and not snap.get("queries_done", True):
+            snap["state"]["q_cache"] = dict(state.q_cache)  # run 2 resumes here and blends with these
+            snap["queries_done"] = True
         if preview is not None:
             preview.after(i, t, lat)
 
@@ -222,10 +230,13 @@ def generate_consistent(model: "LoadedModel", spec: GenerationSpec, *, on_step: 
             # run 2: identical to run 1 up to the first injection step, so resume from there
             state.restore(snap["state"])
             resume_latents = snap.pop("latents")
+            # the first step's vanilla queries come from run 1 (same latents, no injection) unless that step was cut
+            # short at the DIFT block before its vanilla copy reached every decoder layer: then run 2 makes them
+            queries_done = snap.get("queries_done", True)
             snap.clear()
             state.run = 2
             state.inject_on = True
-            resume_step["skip_vanilla"] = inj.start
+            resume_step["skip_vanilla"] = inj.start if queries_done else -1
             scheduler2 = make_scheduler(model, spec.scheduler)
             scheduler2.set_timesteps(n_steps, device=device)
             if hasattr(scheduler2, "set_begin_index"):

@@ -87,6 +87,24 @@ def test_fused_vanilla_queries_and_the_early_dift_stop_keep_the_images(tiny_sdxl
     assert torch.equal(separate.extras["subject_masks"], full_run.extras["subject_masks"])
 
 
+def test_run_2_blends_its_first_step_with_that_steps_vanilla_queries(tiny_sdxl):
+    """Run 2 resumes at the first injection step (a blending step) and takes that step's vanilla queries from run 1.
+    When they rode along in run 1's main pass they were written during that pass, after run 1's snapshot: run 2
+    must still read them (not the step before's, nor none), exactly as with a vanilla pass of their own."""
+    spec = _spec(guidance=1.0)  # blending on step 1, injection from step 1 (see the schedule test)
+    fused, separate = {"outputs": {}}, {"outputs": {}}
+    generate_consistent(tiny_sdxl, spec, record=fused)
+    generate_consistent(tiny_sdxl, spec, record=separate, fuse_vanilla=False)
+    run2_first = [k for k in fused["outputs"] if k[1:] == (2, 1)]
+    assert run2_first and set(run2_first) == {k for k in separate["outputs"] if k[1:] == (2, 1)}
+    for key in run2_first:
+        torch.testing.assert_close(fused["outputs"][key], separate["outputs"][key], rtol=1e-4, atol=1e-5)
+    unblended = dataclasses.replace(spec, consistory=ConsistoryConfig(query_blend=False))
+    plain_q = {"outputs": {}}
+    generate_consistent(tiny_sdxl, unblended, record=plain_q)
+    assert any(not torch.allclose(fused["outputs"][k], plain_q["outputs"][k], atol=1e-5) for k in run2_first)
+
+
 def test_anchors_do_not_depend_on_non_anchor_prompts(tiny_sdxl, full_run):
     other = generate(tiny_sdxl, _spec(prompts=PROMPTS[:2] + ("a fox sleeps under a tree at night",)))
     a, b = _px(full_run.images), _px(other.images)
