@@ -16,6 +16,9 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256, valid: torch.Tensor | 
 
     A row with no spread (max == min) gets +inf, so ``x > threshold`` selects nothing there.
     """
+    if values.device.type == "mps":  # no float64 there: the histogram is small, so it runs on the CPU
+        cpu_valid = None if valid is None else valid.cpu()
+        return otsu_threshold(values.detach().cpu(), bins, cpu_valid).to(values.device)
     x = values.detach().float()
     if valid is None:
         valid = torch.isfinite(x)

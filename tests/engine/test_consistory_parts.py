@@ -47,6 +47,15 @@ def test_otsu_separates_a_bimodal_map_and_matches_reference():
     assert otsu_mask(x[None])[0].sum().item() == 100
 
 
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs an Apple GPU (MPS has no float64)")
+def test_otsu_on_an_apple_gpu_equals_the_cpu():
+    g = torch.Generator().manual_seed(2)
+    maps = torch.rand(3, 256, generator=g)
+    maps[1, :10] = float("inf")
+    on_mps = otsu_threshold(maps.to("mps"))
+    assert on_mps.device.type == "mps" and torch.equal(on_mps.cpu(), otsu_threshold(maps))
+
+
 def test_otsu_is_batched_scale_invariant_and_empty_on_flat_maps():
     g = torch.Generator().manual_seed(1)
     maps = torch.rand(3, 64, generator=g)
