@@ -9,7 +9,7 @@ import numpy as np
 from ..consistory.config import ConsistoryConfig
 from ..request import GenerationSpec, StepCallback
 from .anchor_cache import AnchorRecorder
-from .identity_file import Identity
+from .identity_file import Identity, IdentityError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_loader import LoadedModel
@@ -34,6 +34,10 @@ def build_anchor_cache(model: "LoadedModel", identity: Identity, *, on_step: Ste
     recorder = AnchorRecorder(identity.subjects)
     result = generate_consistent(model, anchor_spec(identity), noise=identity.noise, bank=recorder,
                                  on_step=on_step, should_cancel=should_cancel)
+    if recorder.cache is None:  # every part of the method off: the plain loop ran and recorded nothing
+        raise IdentityError(f"The character {identity.name!r} has sharing, injection and query blending all off, "
+                            "so its anchors cannot guide other pictures.",
+                            hint="Make its anchors again with the method on.")
     drift = 0
     for new, old in zip(result.images, identity.anchor_images):
         drift = max(drift, int(np.abs(np.asarray(new, np.int16) - np.asarray(old, np.int16)).max()))

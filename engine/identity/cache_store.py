@@ -27,13 +27,15 @@ from .identity_file import Identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_loader import LoadedModel
+    from ..request import StepCallback
 
 __all__ = ["AnchorCacheStore", "default_cache_dir", "CACHE_LAYOUT"]
 
 # What a cache holds and how the engine records it; bumped whenever recording changes (2: run 1's last pass
 # ends at the DIFT block, vanilla queries ride along in the decoder; 3: FreeU's filter as a projection and the subject
-# maps' softmax from half-precision logits, which round differently), so older files are rebuilt, never trusted.
-CACHE_LAYOUT = 3
+# maps' softmax from half-precision logits, which round differently; 4: run 2's first step blends with that step's
+# vanilla queries), so older files are rebuilt, never trusted.
+CACHE_LAYOUT = 4
 
 
 def default_cache_dir() -> Path:
@@ -81,8 +83,8 @@ class AnchorCacheStore:
                              diffusers.__version__]).encode())
         return h.hexdigest()[:24]
 
-    def get(self, model: "LoadedModel", identity: Identity, *, should_cancel: Callable[[], bool] | None = None
-            ) -> AnchorCache:
+    def get(self, model: "LoadedModel", identity: Identity, *, should_cancel: Callable[[], bool] | None = None,
+            on_step: "StepCallback | None" = None) -> AnchorCache:
         key = self.key(model, identity)
         if key in self._memory:
             self._memory.move_to_end(key)
@@ -90,7 +92,7 @@ class AnchorCacheStore:
             return self._memory[key]
         cache = self._load_disk(key, model)
         if cache is None:
-            cache, self.last_drift = build_anchor_cache(model, identity, should_cancel=should_cancel)
+            cache, self.last_drift = build_anchor_cache(model, identity, should_cancel=should_cancel, on_step=on_step)
             self.events.append("built")
             try:
                 self._save_disk(key, cache)

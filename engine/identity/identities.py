@@ -39,6 +39,9 @@ def identity_from_set(model: "LoadedModel", spec: GenerationSpec, result: Genera
     """The anchors (first ``spec.consistory.anchors`` images) of a consistent set just generated."""
     if spec.consistory is None or spec.consistory.anchors < 1:
         raise InvalidRequestError("Only a consistent set with anchors can be saved as a character.")
+    if not spec.consistory.enabled:
+        raise InvalidRequestError("A set drawn with sharing, injection and query blending all off has no anchors "
+                                  "to save as a character.", hint="Turn at least one of them on.")
     a = spec.consistory.anchors
     noise = result.extras.get("noise")
     return Identity(
@@ -104,8 +107,13 @@ def generate_with_identities(model: "LoadedModel", *, prompts: tuple[str, ...], 
                           negative_prompt=first.negative_prompt if negative_prompt is None else negative_prompt,
                           consistory=cfg)
     spec.validate(model.vae_scale_factor)
+    from ..consistory.subject_tokens import subject_token_positions
+
+    subject_token_positions(model.pipe.tokenizer, list(spec.prompts), list(subjects))  # refused before any anchor
     store = store or AnchorCacheStore.default()
-    caches = [store.get(model, ident, should_cancel=should_cancel) for ident in identities]
+    anchor_steps = None if on_step is None else (  # an anchor cache built first shows as its own phase
+        lambda info: on_step(dataclasses.replace(info, preview=None, phase="anchors")))
+    caches = [store.get(model, ident, should_cancel=should_cancel, on_step=anchor_steps) for ident in identities]
     bank = IdentityBank(caches, subjects)
     result = generate_consistent(model, spec, bank=bank, on_step=on_step, should_cancel=should_cancel,
                                  preview_every=preview_every)

@@ -71,6 +71,46 @@ def test_later_panels_equal_the_same_panels_in_the_original_batch(tiny_sdxl, fox
     assert np.abs(_px(one.images[0]) - _px(result.images[3])).max() <= 2
 
 
+def test_a_set_or_a_character_with_every_part_off_is_refused_in_one_sentence(tiny_sdxl, fox, batch):
+    import dataclasses
+
+    from engine.errors import InvalidRequestError
+
+    spec, result = batch
+    off = dataclasses.replace(spec, consistory=ConsistoryConfig.off())
+    with pytest.raises(InvalidRequestError, match="all off has no anchors to save"):
+        identity_from_set(tiny_sdxl, off, result, name="Mira")
+    ident, _ = fox
+    plain_character = dataclasses.replace(ident, config=ConsistoryConfig.off().to_dict())
+    store = AnchorCacheStore()
+    with pytest.raises(IdentityError, match="'Mira' has sharing, injection and query blending all off"):
+        generate_with_identities(tiny_sdxl, prompts=("a fox reads a map",), seeds=(7,), identities=[plain_character],
+                                 store=store)
+    assert store.events == []  # nothing half-built is kept
+
+
+def test_a_panel_without_the_subject_word_is_refused_before_any_anchor_is_built(tiny_sdxl, fox, monkeypatch):
+    from engine.errors import SubjectNotInPromptError
+
+    ident, _ = fox
+    store = AnchorCacheStore()
+    monkeypatch.setattr(store, "get", lambda *a, **k: pytest.fail("the anchors were built"))
+    with pytest.raises(SubjectNotInPromptError, match="fox"):
+        generate_with_identities(tiny_sdxl, prompts=("a cat in the snow",), seeds=(1,), identities=[ident],
+                                 store=store)
+
+
+def test_building_the_anchor_cache_reports_progress_as_its_own_phase(tiny_sdxl, fox):
+    ident, _ = fox
+    seen: list[tuple[str, int, int]] = []
+    generate_with_identities(tiny_sdxl, prompts=("a fox reads a map",), seeds=(7,), identities=[ident],
+                             store=AnchorCacheStore(), on_step=lambda i: seen.append((i.phase, i.step, i.total)))
+    phases = [p for p, _, _ in seen]
+    assert phases[0] == "anchors" and phases[-1] == "denoise"
+    assert phases == sorted(phases)  # every anchor step first, then the panel's
+    assert [s for p, s, _ in seen if p == "denoise"][-1] == seen[-1][2]
+
+
 def test_a_disk_cache_that_cannot_be_written_still_draws_the_panel(tiny_sdxl, fox, tmp_path, monkeypatch):
     ident, _ = fox
     (tmp_path / "f").write_bytes(b"a file where the cache folder should be")
