@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from ..errors import OutOfMemoryError
 from .anchor_build import build_anchor_cache
 from .anchor_cache import AnchorCache
 from .identity_file import Identity
@@ -103,13 +104,24 @@ class AnchorCacheStore:
         return cache
 
     def _place(self, cache: AnchorCache, model: "LoadedModel") -> AnchorCache:
-        """Move the per-layer tensors to host memory when offloading (see the module doc)."""
+        """Put the cache on the model's device (one read from disk arrives in host memory), or its per-layer tensors
+        in host memory when offloading (see the module doc). Running out of device memory here is the engine's
+        ``OutOfMemoryError``; the file on disk stays."""
         device = torch.device(model.pipe._execution_device)
         offload = self.offload
         if offload is None:
             offload = device.type == "cuda" and cache.nbytes() > 0.25 * torch.cuda.mem_get_info(device)[0]
-        if not offload:
-            return cache
+        try:
+            for name in ("dift", "masks", "owner"):
+                t = getattr(cache, name)
+                if t is not None:
+                    setattr(cache, name, t.to(device))
+            if not offload:
+                cache.tokens = {k: t.to(device) for k, t in cache.tokens.items()}
+                cache.outputs = {k: t.to(device) for k, t in cache.outputs.items()}
+                return cache
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemoryError(str(device)) from exc
         pin = torch.cuda.is_available()
         host = lambda t: t.to("cpu").pin_memory() if pin else t.to("cpu")  # noqa: E731
         cache.tokens = {k: host(t) for k, t in cache.tokens.items()}
@@ -173,15 +185,18 @@ class AnchorCacheStore:
             if meta.get("sha256") != _digest(tensors):
                 raise ValueError("its checksum does not match")
             index = json.loads(meta["index"])
-            device = model.pipe._execution_device
+            # kept in host memory here: _place puts it on the device, or offloads it, as it does a new one
             cache = AnchorCache(tuple(json.loads(meta["subjects"])), int(meta["n_anchors"]), int(meta["n_steps"]))
             for n, (layer, run, step) in enumerate(index["tokens"]):
-                cache.tokens[(layer, int(run), int(step))] = tensors[f"t{n}"].to(device)
+                cache.tokens[(layer, int(run), int(step))] = tensors[f"t{n}"]
             for n, (layer, step) in enumerate(index["outputs"]):
-                cache.outputs[(layer, int(step))] = tensors[f"o{n}"].to(device)
+                cache.outputs[(layer, int(step))] = tensors[f"o{n}"]
             for name in ("dift", "masks", "owner"):
                 if name in tensors:
-                    setattr(cache, name, tensors[name].to(device))
+                    setattr(cache, name, tensors[name])
+        except OSError as exc:  # the disk, not the file: keep it for next time
+            self.events.append(f"unreadable:{exc.strerror or exc}")
+            return None
         except Exception as exc:  # damaged, truncated, foreign: never trusted
             self.events.append(f"rebuilt-damaged:{exc}")
             try:

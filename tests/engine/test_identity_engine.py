@@ -111,6 +111,30 @@ def test_building_the_anchor_cache_reports_progress_as_its_own_phase(tiny_sdxl, 
     assert [s for p, s, _ in seen if p == "denoise"][-1] == seen[-1][2]
 
 
+def test_running_out_of_device_memory_loading_a_disk_cache_keeps_the_file(tiny_sdxl, fox, tmp_path, monkeypatch):
+    from engine.errors import OutOfMemoryError
+
+    ident, _ = fox
+    store = AnchorCacheStore(disk_dir=tmp_path / "cache", offload=False)
+    store.get(tiny_sdxl, ident)
+    path = store.path(store.key(tiny_sdxl, ident))
+    data = path.read_bytes()
+    store.clear_memory()
+    key = store.key(tiny_sdxl, ident)
+    monkeypatch.setattr(store, "key", lambda *_a: key)
+    real_to = torch.Tensor.to
+
+    def no_room(self, *a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(torch.Tensor, "to", no_room)
+    with pytest.raises(OutOfMemoryError, match="ran out of memory"):
+        store.get(tiny_sdxl, ident)
+    monkeypatch.setattr(torch.Tensor, "to", real_to)
+    assert path.read_bytes() == data and not any(e.startswith("rebuilt") for e in store.events)
+    assert store.get(tiny_sdxl, ident) is not None and store.events[-1] == "hit-disk"
+
+
 def test_a_disk_cache_that_cannot_be_written_still_draws_the_panel(tiny_sdxl, fox, tmp_path, monkeypatch):
     ident, _ = fox
     (tmp_path / "f").write_bytes(b"a file where the cache folder should be")
