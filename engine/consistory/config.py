@@ -62,9 +62,25 @@ class ConsistoryConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidRequestError(f"Unknown ConsiStory setting(s): {', '.join(unknown)}.")
+        defaults = cls()
         d = dict(data)
+        for name, value in d.items():  # a hand-edited or damaged file: one sentence, not a TypeError later
+            default = getattr(defaults, name)
+            if name == "freeu":
+                ok = value is None or isinstance(value, bool)
+            elif name == "freeu_params":
+                ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok:
+                raise InvalidRequestError(f"The ConsiStory setting {name!r} has the wrong type: {value!r}.")
         if "freeu_params" in d:
-            d["freeu_params"] = tuple(d["freeu_params"])
+            d["freeu_params"] = tuple(float(x) for x in d["freeu_params"])
         return cls(**d)
 
     @classmethod

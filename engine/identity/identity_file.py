@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..errors import EngineError
+from ..errors import EngineError, InvalidRequestError
 
 __all__ = ["Identity", "IdentityError", "read_identity", "write_identity", "FORMAT", "SCHEMA_VERSION"]
 
@@ -181,10 +181,18 @@ def read_identity(path: str | Path) -> Identity:
         subjects = tuple(_need(data, "subjects", list, where))
         if not subjects or not all(isinstance(s, str) and s.strip() for s in subjects):
             raise IdentityError(f"{where}: the character has no subject word.")
+        config = _need(data, "config", dict, where)
+        try:
+            from ..consistory.config import ConsistoryConfig
+
+            ConsistoryConfig.from_dict({**config, "anchors": len(prompts)}).validate(len(prompts))
+        except InvalidRequestError as exc:
+            raise IdentityError(f"{where}: its settings are damaged: {exc.message}",
+                                hint="Export the character again, or re-create its anchors.") from exc
         return Identity(
             name=_need(data, "name", str, where), description=data.get("description", "") or "",
             subjects=subjects, anchor_prompts=prompts, anchor_seeds=seeds,
-            config=_need(data, "config", dict, where), scheduler=_need(data, "scheduler", str, where),
+            config=config, scheduler=_need(data, "scheduler", str, where),
             steps=_need(data, "steps", int, where), width=_need(data, "width", int, where),
             height=_need(data, "height", int, where), guidance=_need(data, "guidance", float, where),
             model=_need(data, "model", dict, where), versions=data.get("versions", {}) or {},

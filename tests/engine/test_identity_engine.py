@@ -199,6 +199,10 @@ def _rewrite(src, dst, *, json_patch=None, extra=None, drop=()):
     ({"json_patch": {"schema_version": 99}}, "newer version"),
     ({"json_patch": {"format": "something-else"}}, "not a Consistory Studio character"),
     ({"json_patch": {"steps": "many"}}, "'steps' has the wrong type"),
+    ({"json_patch": {"config": {"dropout": None}}}, r"settings are damaged: .*'dropout' has the wrong type: None"),
+    ({"json_patch": {"config": {"freeu_params": [1, 2]}}}, "'freeu_params' has the wrong type"),
+    ({"json_patch": {"config": {"dropout": 1.5}}}, r"settings are damaged: The attention dropout 1\.5"),
+    ({"json_patch": {"config": {"share": "yes"}}}, "'share' has the wrong type"),
     ({"drop": ("identity.json",)}, "has no identity.json"),
 ])
 def test_bad_identity_files_are_refused_with_a_sentence(fox, tmp_path, case, message):
