@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.project_store import save_project
@@ -93,3 +93,25 @@ def window_on(qtbot, tmp_path):
     yield make
     for win in windows:
         win.confirm_close_without_asking()
+
+
+@pytest.fixture
+def crashed_book(qtbot, tmp_path):
+    """``(settings, folder)``: a project saved empty whose autosave holds one panel "a crashed panel", left by a
+    window that then died without asking or saving."""
+    from app.project_model import BookSettings, Project
+    from ui.main_window import MainWindow
+
+    settings = Settings(tmp_path / "settings.ini")
+    settings.first_run_done = True
+    folder = tmp_path / "book"
+    folder.mkdir()
+    save_project(Project(title="Old", book=BookSettings(title="Old")), folder)
+    first = MainWindow(settings)
+    assert first.files.open_folder(folder)
+    qtbot.mouseClick(first.browser.sections["panel"].add_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(first.panel_editor.text_edit, "a crashed panel")
+    first.files.autosave()  # what the timer and every finished job do
+    first.session.set_modified(False)  # the crash: nothing asks, nothing is saved
+    first.confirm_close_without_asking()
+    return settings, folder

@@ -4,16 +4,13 @@ runs asks first, "No" keeps everything running, "Yes" stops the worker thread cl
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.commands import AddPanel
 from app.project_model import BookSettings, Panel, Project
 from app.project_store import open_project, save_project
-from app.settings import Settings
 from ui.main_window import MainWindow
 
 TIMEOUT_MS = 120_000
@@ -77,22 +74,11 @@ def test_closing_during_a_run_asks_then_stops_the_worker_cleanly(qtbot, window, 
     assert open_project(w.session.folder).panel("p1").current is None
 
 
-def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, tmp_path, answer_next_question):
+def test_unsaved_work_is_autosaved_and_offered_back_on_the_next_start(qtbot, crashed_book, answer_next_question):
     from app.project_store import AUTOSAVE_FILE, recovery_available
 
-    settings = Settings(tmp_path / "settings.ini")
-    settings.first_run_done = True
-    folder = tmp_path / "book"
-    folder.mkdir()
-    save_project(Project(title="Old", book=BookSettings(title="Old")), folder)
-    first = MainWindow(settings)
-    assert first.files.open_folder(folder)
-    qtbot.mouseClick(first.browser.sections["panel"].add_button, Qt.MouseButton.LeftButton)
-    qtbot.keyClicks(first.panel_editor.text_edit, "a crashed panel")
-    first.files.autosave()  # what the timer and every finished job do
+    settings, folder = crashed_book
     assert (folder / AUTOSAVE_FILE).is_file() and recovery_available(folder)
-    first.session.set_modified(False)  # simulate the crash: nothing asks, nothing is saved
-    first.confirm_close_without_asking()
 
     second = MainWindow(settings)
     seen: list[str] = []

@@ -16,23 +16,6 @@ from app.settings import Settings
 from ui.main_window import MainWindow
 
 
-def _crashed_window(qtbot, tmp_path) -> tuple[Settings, Path]:
-    """A project saved empty whose autosave holds one panel "a crashed panel" (the app then died)."""
-    settings = Settings(tmp_path / "settings.ini")
-    settings.first_run_done = True
-    folder = tmp_path / "book"
-    folder.mkdir()
-    save_project(Project(title="Old", book=BookSettings(title="Old")), folder)
-    first = MainWindow(settings)
-    assert first.files.open_folder(folder)
-    qtbot.mouseClick(first.browser.sections["panel"].add_button, Qt.MouseButton.LeftButton)
-    qtbot.keyClicks(first.panel_editor.text_edit, "a crashed panel")
-    first.files.autosave()
-    first.session.set_modified(False)  # the crash: nothing asks, nothing is saved
-    first.confirm_close_without_asking()
-    return settings, folder
-
-
 def test_discard_forgets_the_autosave_so_nothing_is_offered_back(qtbot, window_on, answer_next_question):
     w = window_on(Project(title="Safe", book=BookSettings(title="Safe"), panels=(Panel(id="p1", text="a"),)))
     folder = w.session.folder
@@ -58,8 +41,8 @@ def test_cancel_keeps_the_autosave(qtbot, window_on, answer_next_question):
     assert recovery_available(w.session.folder) and w.session.modified
 
 
-def test_no_to_recovery_keeps_the_unsaved_edits_aside_from_later_autosaves(qtbot, tmp_path, answer_next_question):
-    settings, folder = _crashed_window(qtbot, tmp_path)
+def test_no_to_recovery_keeps_the_unsaved_edits_aside_from_later_autosaves(qtbot, crashed_book, answer_next_question):
+    settings, folder = crashed_book
     second = MainWindow(settings)
     seen: list[str] = []
     answer_next_question(QMessageBox.StandardButton.No, seen)
@@ -76,8 +59,8 @@ def test_no_to_recovery_keeps_the_unsaved_edits_aside_from_later_autosaves(qtbot
     second.confirm_close_without_asking()
 
 
-def test_a_recovered_project_stays_modified_when_its_first_edit_is_undone(qtbot, tmp_path, answer_next_question):
-    settings, folder = _crashed_window(qtbot, tmp_path)
+def test_a_recovered_project_stays_modified_when_its_first_edit_is_undone(qtbot, crashed_book, answer_next_question):
+    settings, folder = crashed_book
     second = MainWindow(settings)
     answer_next_question(QMessageBox.StandardButton.Yes, [])
     assert second.files.open_folder(folder)
