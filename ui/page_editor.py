@@ -119,6 +119,7 @@ class PageEditor(QWidget):
 
         slot_box = QGroupBox("Selected slot")
         self.slot_label = QLabel()
+        self.slot_label.setWordWrap(True)
         self.slot_panel_combo = QComboBox()
         self.slot_panel_combo.setObjectName("slot_panel")
         self.slot_panel_combo.activated.connect(self._slot_panel_chosen)
@@ -221,11 +222,17 @@ class PageEditor(QWidget):
         try:
             self.scene.clear()
             self.slot_items, self.balloon_items = [], {}
+            index = project.pages.index(page)
+            self.heading.setText(f"Page {index + 1} of {len(project.pages)}")
+            self.earlier_button.setEnabled(index > 0)
+            self.later_button.setEnabled(index < len(project.pages) - 1)
             try:
                 comp = compose(self._session, page.id)
             except LayoutError as exc:  # a project file naming a layout this version does not have
                 self.layout_combo.setCurrentIndex(-1)
-                self.slot_label.setText(f"{exc} The page is kept as it is until you choose one.")
+                self.slot_label.setText(f"Page {index + 1} names the layout {page.layout!r}, which this version "
+                                        "does not have: choose a layout above (the page is kept as it is until "
+                                        "then).")
                 self.edit_refused.emit(str(exc))
                 return
             self.page_item = PageItem(comp)
@@ -248,10 +255,6 @@ class PageEditor(QWidget):
                 self.scene.addItem(item)
                 self.balloon_items[b.id] = item
             self.scene.setSceneRect(QRectF(0, 0, g.media_w, g.media_h))
-            index = project.pages.index(page)
-            self.heading.setText(f"Page {index + 1} of {len(project.pages)}")
-            self.earlier_button.setEnabled(index > 0)
-            self.later_button.setEnabled(index < len(project.pages) - 1)
             self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(page.layout)))
             self.slot_panel_combo.clear()
             self.slot_panel_combo.addItem("(empty)", None)
