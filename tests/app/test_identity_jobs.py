@@ -95,8 +95,12 @@ def test_runner_draws_an_identity_panel_and_caches_its_anchors(made, tiny_sdxl):
     store = anchor_cache_store()
     store.clear_memory()
     steps = []
-    (aid,) = run_job(job, p, folder, tiny_sdxl, on_progress=lambda info: steps.append((info.step, info.total)))
-    assert [s for s, _ in steps] == list(range(1, steps[0][1] + 1))  # progress runs to its total
+    (aid,) = run_job(job, p, folder, tiny_sdxl,
+                     on_progress=lambda info: steps.append((info.phase, info.step, info.total)))
+    for phase in ("anchors", "denoise"):  # the anchor cache is built first (a cold cache), then the panel is drawn
+        mine = [(s, t) for ph, s, t in steps if ph == phase]
+        assert [s for s, _ in mine] == list(range(1, mine[0][1] + 1))  # each runs to its total
+    assert [ph for ph, _, _ in steps] == sorted(ph for ph, _, _ in steps)
     saved = open_project(folder)
     assert saved.panels[0].current == aid and stale_panels(saved, folder) == ()
     side = read_sidecar(folder, aid)
