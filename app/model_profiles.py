@@ -108,8 +108,8 @@ def unknown_words_message(profile: ModelProfile, texts: list[str]) -> str | None
     shown = ", ".join(unknown[:8]) + (" …" if len(unknown) > 8 else "")
     known = " ".join(sorted(profile.vocabulary or ()))
     return (f"{profile.label[0].upper()}{profile.label[1:]} does not know the words {shown}; it only knows: {known}. "
-            "Write prompts with those words (see the toy-world sample), or choose a real model (Model → Model… in the app, "
-            "--model on the command line).")
+            "Write prompts with those words (see the toy-world sample), or choose a real model (Model → Model… in "
+            "the app, --model on the command line).")
 
 
 def job_words_message(profile: ModelProfile, job) -> str | None:

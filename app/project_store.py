@@ -31,9 +31,9 @@ from .assets import atomic_write_bytes, check_asset, remove_stale_temps, resolve
 from .project_codec import project_from_dict, project_to_dict, validate_project
 from .project_model import Project, ProjectError
 
-__all__ = ["PROJECT_FILE", "BACKUP_FILE", "AUTOSAVE_FILE", "DECLINED_AUTOSAVE_FILE", "open_project", "open_backup", "save_project",
-           "autosave", "recovery_available", "recover", "discard_autosave", "set_aside_autosave", "update_project", "project_bytes",
-           "read_project_file", "folder_lock", "new_folder_problem"]
+__all__ = ["PROJECT_FILE", "BACKUP_FILE", "AUTOSAVE_FILE", "DECLINED_AUTOSAVE_FILE", "open_project", "open_backup",
+           "save_project", "autosave", "recovery_available", "recover", "discard_autosave", "set_aside_autosave",
+           "update_project", "project_bytes", "read_project_file", "folder_lock", "new_folder_problem"]
 
 PROJECT_FILE = "project.json"
 BACKUP_FILE = "project.json.bak"

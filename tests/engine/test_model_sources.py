@@ -363,5 +363,6 @@ def test_a_hub_repository_without_a_pipeline_or_a_full_disk_is_named_not_called_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(hub, "_snapshot", full)
-    with pytest.raises(ModelLoadError, match=rf"someone/xl could not be downloaded: the disk holding {tmp_path} is full"):
+    with pytest.raises(ModelLoadError,
+                       match=rf"someone/xl could not be downloaded: the disk holding {tmp_path} is full"):
         hub.load_from_hub("someone/xl", torch.float16, cache_dir=tmp_path)
