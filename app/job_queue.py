@@ -8,7 +8,9 @@ Contract (QtCore only):
 - The worker (``_Worker``) is moved to the queue's ``QThread`` and owns the loaded model for its whole life; it
   loads it lazily on the first job (``model_status`` reports progress). Requests go in through a queued signal;
   only plain data comes out: ``job_added(id)``, ``job_started(id)``, ``job_progress(id, step, total,
-  preview_png)`` (empty bytes when there is no preview), ``job_finished(id, asset_ids)`` (asset ids in
+  preview_png)`` (empty bytes when there is no preview), ``job_phase(id, phase)`` before the first step of each
+  phase (``StepInfo.phase``: "anchors" while a character's anchors are drawn, then "denoise"; the step count starts
+  again with each phase), ``job_finished(id, asset_ids)`` (asset ids in
   ``job.panel_ids`` order), ``job_failed(id, kind, message, hint)`` with ``kind`` in ``FAILURE_KINDS``;
   "cancelled" is a kind of its own, never a failure to show as an error.
 - ``cancel_now()`` makes the engine raise at its next step boundary (nothing is decoded or written) and drops
@@ -88,6 +90,7 @@ class _Worker(QObject):
 
     started = Signal(str)
     progress = Signal(str, int, int, bytes)
+    phase = Signal(str, str)
     finished = Signal(str, list)
     failed = Signal(str, str, str, str)
     status = Signal(str)
@@ -144,8 +147,13 @@ class _Worker(QObject):
         job = request.job
         self.started.emit(job.id)
         preview_index = job.image_index[0] if job.image_index else 0
+        phases: list[str] = []
 
         def on_step(info: Any) -> None:
+            phase = str(getattr(info, "phase", "denoise"))
+            if not phases or phases[-1] != phase:
+                phases.append(phase)
+                self.phase.emit(job.id, phase)
             png = b""
             if info.preview:
                 image = info.preview[min(preview_index, len(info.preview) - 1)]
@@ -180,6 +188,7 @@ class JobQueue(QObject):
     job_added = Signal(str)
     job_started = Signal(str)
     job_progress = Signal(str, int, int, bytes)
+    job_phase = Signal(str, str)
     job_finished = Signal(str, list)
     job_failed = Signal(str, str, str, str)
     model_status = Signal(str)
@@ -208,6 +217,7 @@ class JobQueue(QObject):
         self._warm.connect(self._worker.warm_up)
         self._worker.started.connect(self._on_started)
         self._worker.progress.connect(self._on_progress)
+        self._worker.phase.connect(self._on_phase)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.status.connect(self._on_status)
@@ -320,6 +330,10 @@ class JobQueue(QObject):
     @Slot(str, int, int, bytes)
     def _on_progress(self, job_id: str, step: int, total: int, preview: bytes) -> None:
         self.job_progress.emit(job_id, step, total, bytes(preview))
+
+    @Slot(str, str)
+    def _on_phase(self, job_id: str, phase: str) -> None:
+        self.job_phase.emit(job_id, phase)
 
     @Slot(str, list)
     def _on_finished(self, job_id: str, asset_ids: list) -> None:

@@ -4,7 +4,8 @@ step image, "cancel now", "cancel after current", "clear queue", and errors in p
 goes on and keeps its row.
 
 Binds to an ``app.job_queue.JobQueue``-like object through its signals only (``job_added``, ``job_started``,
-``job_progress``, ``job_finished``, ``job_failed``, ``model_status``) and calls ``cancel_now()``,
+``job_progress``, ``job_finished``, ``job_failed``, ``model_status``, and ``job_phase`` where the queue has it: a
+character's anchors are counted as a phase of their own) and calls ``cancel_now()``,
 ``cancel_after_current()``, ``clear()``. A failure of kind "cancelled" is shown as "Cancelled", never as an error.
 The fix buttons emit ``fix_requested(action)`` with action "open_model_dialog" or "use_less_memory".
 """
@@ -19,20 +20,28 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-__all__ = ["QueueDock", "JobRow", "format_eta", "format_progress", "TWO_PASS_TIP"]
+__all__ = ["QueueDock", "JobRow", "format_eta", "format_progress", "TWO_PASS_TIP", "ANCHORS_TIP"]
 
 _ENDED = ("done", "failed", "cancelled")
 
 TWO_PASS_TIP = ("Consistent pictures are drawn in two passes: the first finds where each character is and how its "
                 "anchors look, the second draws the final pictures from that point on. The count is every "
                 "denoising step of both passes together, so it is larger than the step setting.")
+ANCHORS_TIP = ("The character's anchor pictures are drawn first and kept for its later panels; the panels follow, "
+               "and the bar starts again for them.")
 
 
-def format_progress(step: int, total: int, two_pass: bool, eta: str = "") -> str:
+def format_progress(step: int, total: int, two_pass: bool, eta: str = "", phase: str = "denoise") -> str:
     """Progress-bar text: "step 4 of 20" for one pass; "denoising step 4 of 328 · 1 %" when two passes are
-    counted together (``total`` is then not the step setting, so the percentage says more)."""
+    counted together (``total`` is then not the step setting, so the percentage says more); "anchors: step 4 of
+    40 · 10 %" while a character's anchors are drawn, before its panels."""
     total = max(1, total)
-    text = f"denoising step {step} of {total} · {100 * step // total} %" if two_pass else f"step {step} of {total}"
+    if phase == "anchors":
+        text = f"anchors: step {step} of {total} · {100 * step // total} %"
+    elif two_pass:
+        text = f"denoising step {step} of {total} · {100 * step // total} %"
+    else:
+        text = f"step {step} of {total}"
     return f"{text} · about {eta} left" if eta else text
 
 
@@ -55,6 +64,7 @@ class _JobState:
     step: int = 0
     total: int = 0
     step_times: list[float] = field(default_factory=list)
+    phase: str = "denoise"
 
 
 class JobRow(QFrame):
@@ -162,6 +172,9 @@ class QueueDock(QDockWidget):
                           (queue.job_failed, self._on_failed), (queue.model_status, self._on_model_status)):
             sig.connect(slot)
             self._connections.append((sig, slot))
+        if hasattr(queue, "job_phase"):
+            queue.job_phase.connect(self._on_phase)
+            self._connections.append((queue.job_phase, self._on_phase))
         self.cancel_now_button.clicked.connect(queue.cancel_now)
         self.cancel_after_button.clicked.connect(queue.cancel_after_current)
 
@@ -209,6 +222,13 @@ class QueueDock(QDockWidget):
         self.list.scrollToItem(self._rows[job_id][0])
         self._update_buttons()
 
+    def _on_phase(self, job_id: str, phase: str) -> None:
+        """A new phase starts its own step count: the ETA is measured again from its steps."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.phase = phase
+            job.step_times.clear()
+
     def _on_progress(self, job_id: str, step: int, total: int, preview_png: bytes) -> None:
         job = self._jobs.get(job_id)
         if job is None:
@@ -224,8 +244,8 @@ class QueueDock(QDockWidget):
             per_step = (job.step_times[-1] - job.step_times[0]) / (len(job.step_times) - 1)
             eta = format_eta(per_step * (total - step))
         two_pass = self._two_pass(job_id)
-        row.progress.setFormat(format_progress(step, total, two_pass, eta))
-        row.progress.setToolTip(TWO_PASS_TIP if two_pass else "")
+        row.progress.setFormat(format_progress(step, total, two_pass, eta, job.phase))
+        row.progress.setToolTip(ANCHORS_TIP if job.phase == "anchors" else TWO_PASS_TIP if two_pass else "")
         if preview_png:
             pix = QPixmap()
             if pix.loadFromData(bytes(preview_png)):

@@ -30,6 +30,7 @@ class Recorder(QObject):
         queue.job_added.connect(self.added)
         queue.job_started.connect(self.started)
         queue.job_progress.connect(self.progress)
+        queue.job_phase.connect(self.phase)
         queue.job_finished.connect(self.finished)
         queue.job_failed.connect(self.failed)
         queue.model_status.connect(self.status)
@@ -45,6 +46,10 @@ class Recorder(QObject):
     @Slot(str, int, int, bytes)
     def progress(self, job_id, step, total, preview):
         self.events.append(("progress", job_id, step, total, preview))
+
+    @Slot(str, str)
+    def phase(self, job_id, phase):
+        self.events.append(("phase", job_id, phase))
 
     @Slot(str, list)
     def finished(self, job_id, assets):
@@ -135,7 +140,31 @@ def test_each_job_is_committed_before_the_next_starts(setup):
     assert steps == [(1, 3), (2, 3), (3, 3)]
     assert all(e[4].startswith(b"\x89PNG") for e in rec.of("progress"))
     order = [e[0] for e in rec.events if e[0] != "progress" and e[1] == first]
-    assert order == ["added", "started", "finished"]
+    assert order == ["added", "started", "phase", "finished"]
+    assert ("phase", first, "denoise") in rec.events   # one phase, announced once, before its first step
+
+
+def test_a_character_job_announces_its_anchors_phase_before_its_steps(setup, monkeypatch):
+    """An identity job's anchors and its panel each count their steps from 1: the phase comes before each run, so
+    the dock can say which bar it is showing."""
+    import app.job_queue
+    from engine.request import StepInfo
+
+    queue, rec, project, gate, folder = setup
+
+    def two_phase_run(job, project, folder, model, on_step, should_cancel, **kwargs):
+        for phase in ("anchors", "denoise"):
+            for step in (1, 2):
+                on_step(StepInfo(step, 2, None, phase))
+        return ["a1"]
+
+    monkeypatch.setattr(app.job_queue, "run_job", two_phase_run)
+    job = plan_jobs(project, max_batch=1)[0]
+    queue.enqueue(job)
+    wait_until(lambda: queue.is_idle() and rec.of("finished"))
+    mine = [e[0] if e[0] != "progress" else e[2] for e in rec.events if e[0] in ("phase", "progress")]
+    assert mine == ["phase", 1, 2, "phase", 1, 2]
+    assert [e[2] for e in rec.of("phase")] == ["anchors", "denoise"]
 
 
 def test_cancel_now_stops_within_one_step_and_writes_nothing(setup):

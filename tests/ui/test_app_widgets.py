@@ -15,7 +15,7 @@ from ui.export_dialog import ExportDialog
 from ui.main_window import MainWindow
 from ui.model_dialog import ModelDialog
 from ui.panel_editor import missing_subjects
-from ui.queue_dock import TWO_PASS_TIP, QueueDock, format_eta
+from ui.queue_dock import ANCHORS_TIP, TWO_PASS_TIP, QueueDock, format_eta
 from ui.window_host import WindowHost
 
 
@@ -97,6 +97,7 @@ class FakeQueue(QObject):
     job_added = Signal(str)
     job_started = Signal(str)
     job_progress = Signal(str, int, int, bytes)
+    job_phase = Signal(str, str)
     job_finished = Signal(str, list)
     job_failed = Signal(str, str, str, str)
     model_status = Signal(str)
@@ -155,6 +156,30 @@ def test_queue_dock_shows_progress_cancel_and_errors_with_a_fix(qtbot):
     q.job_failed.emit("j3", "model", "The model could not be loaded.", "Choose another model.")
     assert dock.fix_button.text() == "Choose a model…"
     assert (format_eta(5), format_eta(125), format_eta(7300)) == ("5 s", "2 min 05 s", "2 h 01 min")
+
+
+def test_queue_dock_names_the_anchors_phase_and_starts_the_bar_again_for_the_panel(qtbot):
+    dock = QueueDock()
+    qtbot.addWidget(dock)
+    q = FakeQueue()
+    q.jobs = {"c1": SimpleNamespace(kind="character", spec=None)}
+    dock.set_queue(q)
+    q.job_added.emit("c1")
+    q.job_started.emit("c1")
+    q.job_phase.emit("c1", "anchors")
+    q.job_progress.emit("c1", 1, 40, b"")
+    q.job_progress.emit("c1", 4, 40, b"")
+    bar = dock.row("c1").progress
+    assert bar.format().startswith("anchors: step 4 of 40 · 10 % · about ") and bar.toolTip() == ANCHORS_TIP
+    assert (bar.value(), bar.maximum()) == (4, 40)
+    q.job_phase.emit("c1", "denoise")
+    q.job_progress.emit("c1", 1, 328, b"")   # one step of the new phase: no ETA yet (the anchors' pace is not its)
+    assert bar.format() == "denoising step 1 of 328 · 0 %" and bar.toolTip() == TWO_PASS_TIP
+    assert (bar.value(), bar.maximum()) == (1, 328)
+    dock.set_queue(None)   # every connection, the phase's included, is dropped
+    q.job_phase.emit("c1", "anchors")
+    q.job_progress.emit("c1", 2, 40, b"")
+    assert bar.format() == "denoising step 1 of 328 · 0 %"
 
 
 class DroppingQueue(FakeQueue):
