@@ -66,7 +66,8 @@ def export(run: str | Path, out: str | Path, ema: bool = True) -> Path:
          "twins": ustate.get("twins", 0.0),
          "pairs": ustate.get("pairs", 0.0), "pair_keys": ustate.get("pair_keys"),
          "pair_captions": ustate.get("pair_captions"), "pairs_from": ustate.get("pairs_from"),
-         "twins_from": ustate.get("twins_from"), "time_schedule": bool(ustate.get("time_schedule"))},
+         "twins_from": ustate.get("twins_from"), "time_schedule": bool(ustate.get("time_schedule")),
+         "pair_t_from": ustate.get("pair_t_from"), "pair_weight": ustate.get("pair_weight")},
         indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -303,6 +303,8 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.T
                "pair_keys": args.pair_keys if args.pairs > 0 else None,
                "pair_captions": args.pair_captions if args.pairs > 0 else None,
                "pairs_from": args.pairs_from if args.pairs > 0 else None, "twins_from": args.twins_from,
+               "pair_t_from": args.pair_t_from if args.pairs > 0 else None,
+               "pair_weight": args.pair_weight if args.pairs > 0 else None,
                "attn32_from": args.attn32_from, "subject_weight": args.subject_weight,
                "time_schedule": args.time_schedule}, ckpt)
 
@@ -353,7 +355,10 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.T
                       return_tensors="pt").input_ids
             ids = queued_copy(ids, args.device)
             noise = queued_copy(torch.randn(z0.shape, generator=gen), args.device)
-            t = queued_copy(torch.randint(0, 1000, (args.batch,), generator=gen), args.device)
+            t_host = torch.randint(0, 1000, (args.batch,), generator=gen)
+            if pairing and args.pair_t_from:  # the pairs at the noise levels where a look is still to be decided
+                t_host[:2 * n_pairs] = torch.randint(args.pair_t_from, 1000, (2 * n_pairs,), generator=gen)
+            t = queued_copy(t_host, args.device)
             if pairing and subject_pairs:  # as in a ConsiStory batch, both pictures of a pair are at one noise level
                 t[n_pairs:2 * n_pairs] = t[:n_pairs]
             a = acp[t].view(-1, 1, 1, 1)
@@ -373,6 +378,8 @@ def train_unet(args, out: Path, latents: torch.Tensor, creatures, masks: torch.T
             if weights is not None:
                 wpix = queued_copy(weights(idx), args.device)
                 err = err * wpix / wpix.mean(dim=(2, 3), keepdim=True)
+            if pairing and args.pair_weight != 1.0:
+                w = torch.cat([w[:2 * n_pairs] * args.pair_weight, w[2 * n_pairs:]])
             loss = (err.flatten(1).mean(1) * w).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -422,6 +429,10 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
                    "--steps (the look words are learnt first, on full captions)")
     p.add_argument("--twins-from", type=float, default=0.0, help="no twins pictures before this fraction of "
                    "--steps: a run from scratch first learns the look words on one-creature pictures")
+    p.add_argument("--pair-t-from", type=int, default=0, help="with --pairs: draw the pairs' timesteps from "
+                   "[T, 1000) only, where a look is still open and ConsiStory's sharing acts (default 0: all)")
+    p.add_argument("--pair-weight", type=float, default=1.0, help="with --pairs: weight of the paired pictures' "
+                   "loss against the others' (min-SNR weighting leaves the noisy timesteps little; default 1)")
     p.add_argument("--pair-dropout", type=float, default=0.5, help="with --pair-keys subject: dropout of the "
                                                                      "partner's creature patches")
     p.add_argument("--n-held", type=int, default=256, help="held-out renders for the VAE's PSNR")
@@ -460,6 +471,8 @@ def main(argv: list[str] | None = None, handle_signals: bool = False) -> int:
         p.error(f"--heads32 {args.heads32} must divide the {args.width} channels of the 32x32 level (--width).")
     if not 0.0 <= args.pairs_from < 1.0:
         p.error(f"--pairs-from {args.pairs_from} must be in [0, 1): the share of --steps trained before pairs start.")
+    if not 0 <= args.pair_t_from < 1000 or args.pair_weight <= 0:
+        p.error(f"--pair-t-from {args.pair_t_from} must be in [0, 1000) and --pair-weight {args.pair_weight} positive.")
     if not 0.0 <= args.twins_from < 1.0:
         p.error(f"--twins-from {args.twins_from} must be in [0, 1): the share of --steps trained without twins.")
     if not 0.0 <= args.attn32_from < 1.0 or (args.attn32_from and not args.attn32):

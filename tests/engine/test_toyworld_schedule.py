@@ -196,3 +196,35 @@ def test_subject_weight_weighs_the_creature_and_needs_the_kept_masks(prelude, tm
     with pytest.raises(SystemExit):
         train.main(["--out", _from(prelude, tmp_path / "old", old), "--subject-weight", "4"] + args)
     assert "--subject-weight needs the creature masks" in capsys.readouterr().err
+
+
+def test_pairs_can_train_at_the_noisy_timesteps_and_weigh_more(prelude, tmp_path, monkeypatch, capsys):
+    """--pair-t-from T draws the paired pictures' timesteps from [T, 1000) (the two of a pair still share one), the
+    other pictures' from [0, 1000); --pair-weight W weighs the paired pictures' loss W times."""
+    drawn: list[torch.Tensor] = []
+    real_copy = train.queued_copy
+
+    def recording_copy(x, device):
+        y = real_copy(x, device)
+        if x.dtype == torch.int64 and x.dim() == 1:   # the batch's timesteps (the token ids are 2-D)
+            drawn.append(y)
+        return y
+
+    monkeypatch.setattr(train, "queued_copy", recording_copy)
+    args = SMALL + ["--resume", "--steps", "3"]   # batch 8, --pairs 0.5: rows 0-1 and 2-3 are the two pairs
+    banded, weighted = tmp_path / "banded", tmp_path / "weighted"
+    assert train.main(["--out", _from(prelude, banded), "--pair-t-from", "700"] + args) == 0
+    assert len(drawn) == 3
+    for t in drawn:
+        assert (t[:4] >= 700).all() and torch.equal(t[2:4], t[:2])
+    assert (torch.cat([t[4:] for t in drawn]) < 700).any()   # the unpaired pictures are drawn as before
+    assert train.main(["--out", _from(prelude, weighted), "--pair-t-from", "700", "--pair-weight", "3"] + args) == 0
+    assert [torch.equal(a, b) for a, b in zip(drawn[:3], drawn[3:])] == [True] * 3   # same pictures and noise
+    loss = [[r["loss"] for r in _rows(out) if "loss" in r] for out in (banded, weighted)]
+    assert len(loss[0]) == 3 and all(w > b for b, w in zip(*loss))   # only the pairs' weight differs
+    state = torch.load(weighted / "unet.pt", weights_only=False)
+    assert (state["pair_t_from"], state["pair_weight"]) == (700, 3.0)
+    for bad in (["--pair-t-from", "1000"], ["--pair-weight", "0"]):
+        with pytest.raises(SystemExit):
+            train.main(["--out", str(tmp_path / "bad")] + bad + SMALL)
+        assert "--pair-t-from" in capsys.readouterr().err
