@@ -10,8 +10,8 @@ Contract (QtCore only):
   only plain data comes out: ``job_added(id)``, ``job_started(id)``, ``job_progress(id, step, total,
   preview_png)`` (empty bytes when there is no preview), ``job_phase(id, phase)`` before the first step of each
   phase (``StepInfo.phase``: "anchors" while a character's anchors are drawn, then "denoise"; the step count starts
-  again with each phase), ``job_finished(id, asset_ids)`` (asset ids in
-  ``job.panel_ids`` order), ``job_failed(id, kind, message, hint)`` with ``kind`` in ``FAILURE_KINDS``;
+  again with each phase), ``job_finished(id, asset_ids)`` (asset ids in ``job.panel_ids`` order),
+  ``job_failed(id, kind, message, hint)`` with ``kind`` in ``FAILURE_KINDS``;
   "cancelled" is a kind of its own, never a failure to show as an error.
 - ``cancel_now()`` makes the engine raise at its next step boundary (nothing is decoded or written) and drops
   the pending jobs; ``cancel_after_current()`` and ``clear()`` drop the pending jobs and let the running one
@@ -147,12 +147,13 @@ class _Worker(QObject):
         job = request.job
         self.started.emit(job.id)
         preview_index = job.image_index[0] if job.image_index else 0
-        phases: list[str] = []
+        current_phase = ""
 
         def on_step(info: Any) -> None:
+            nonlocal current_phase
             phase = str(getattr(info, "phase", "denoise"))
-            if not phases or phases[-1] != phase:
-                phases.append(phase)
+            if phase != current_phase:
+                current_phase = phase
                 self.phase.emit(job.id, phase)
             png = b""
             if info.preview:
