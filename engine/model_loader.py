@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelLoadError
+from .errors import EngineError, ModelLoadError
 from .paths import RESOURCES
 
 __all__ = ["LoadedModel", "load_model", "pick_device", "BUILTIN_SOURCES", "describe_source"]
@@ -171,12 +171,12 @@ def load_model(source: str, *, device: str | None = None, dtype: str | None = No
             raise ModelLoadError(
                 "The built-in toy model is not installed in resources/models/toy.",
                 hint="Train it with 'python -m engine.toyworld.train' or choose another model.")
-        pipe = _load_folder(TOY_MODEL_DIR, torch_dtype)
+        pipe = _load_folder(TOY_MODEL_DIR, torch_dtype, progress)
     elif kind == "sdxl-random":
         from .full_size_random import build_sdxl_random
         pipe = build_sdxl_random(torch_dtype=torch_dtype, device=dev)
     elif kind == "folder":
-        pipe = _load_folder(Path(source).expanduser(), torch_dtype)
+        pipe = _load_folder(Path(source).expanduser(), torch_dtype, progress)
     elif kind == "single-file":
         from .single_file import load_single_file
         pipe = load_single_file(Path(source).expanduser(), torch_dtype=torch_dtype, config_dir=config_dir)
@@ -202,8 +202,15 @@ def load_model(source: str, *, device: str | None = None, dtype: str | None = No
                        fingerprint=fingerprint, cpu_offload=cpu_offload)
 
 
-def _load_folder(folder: Path, torch_dtype) -> Any:
-    """A diffusers folder (``model_index.json`` + component subfolders), strictly offline."""
+_WEIGHTED_PARTS = ("unet", "text_encoder", "text_encoder_2", "vae")   # the components that hold the weights
+
+
+def _load_folder(folder: Path, torch_dtype, progress: ProgressFn | None = None) -> Any:
+    """A diffusers folder (``model_index.json`` + component subfolders), strictly offline. The weighted components
+    are read one at a time, each announced through ``progress`` first, so a progress callback that raises (the job
+    queue's "Cancel now") stops a load between components instead of after all of them."""
+    import importlib
+
     from diffusers import DiffusionPipeline
 
     if not folder.is_dir():
@@ -214,8 +221,9 @@ def _load_folder(folder: Path, torch_dtype) -> Any:
             f"{folder} is not a diffusers model folder (it has no model_index.json).",
             hint="Point at the folder that holds model_index.json, or at a single .safetensors file.")
     try:
-        cls_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (OSError, ValueError) as exc:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+        cls_name = entries.get("_class_name", "")
+    except (OSError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"{index} could not be read: {exc}.") from exc
     if cls_name not in ("StableDiffusionXLPipeline", "StableDiffusionPipeline"):
         raise ModelLoadError(
@@ -227,9 +235,23 @@ def _load_folder(folder: Path, torch_dtype) -> Any:
                               "variant": choose_variant(files, torch_dtype)}  # a folder of fp16 files only, too
     if cls_name == "StableDiffusionPipeline":
         kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
+    parts = [name for name in _WEIGHTED_PARTS if isinstance(entries.get(name), list) and len(entries[name]) == 2
+             and entries[name][0] in ("diffusers", "transformers")]
+    loaded: dict[str, Any] = {}
     try:
-        return DiffusionPipeline.from_pretrained(folder, **kwargs)
-    except Exception as exc:  # diffusers raises many types for damaged folders
+        for i, name in enumerate(parts):
+            if progress:  # may raise Cancelled ("Cancel now"), passed on as it is below
+                progress(f"Loading {folder.name}: {name.replace('_', ' ')}", i / (len(parts) + 1))
+            library, class_name = entries[name]
+            variant = kwargs["variant"]
+            if variant and not any(f.startswith(f"{name}/") and f".{variant}." in f for f in files):
+                variant = None
+            loaded[name] = getattr(importlib.import_module(library), class_name).from_pretrained(
+                folder, subfolder=name, torch_dtype=torch_dtype, local_files_only=True, variant=variant)
+        return DiffusionPipeline.from_pretrained(folder, **kwargs, **loaded)
+    except EngineError:   # a cancel raised by ``progress``: not a damaged model
+        raise
+    except Exception as exc:  # diffusers and transformers raise many types for damaged folders
         raise ModelLoadError(f"The model in {folder} could not be loaded: {_first_line(exc)}.",
                              hint="The files may be incomplete or damaged; re-download or re-save the model.") from exc
 

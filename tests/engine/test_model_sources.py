@@ -184,6 +184,44 @@ def test_a_folder_of_fp16_variant_files_only_loads(tmp_path, saved, tiny_sd15):
     assert loaded.family == "sd15" and loaded.fingerprint == tiny_sd15.fingerprint
 
 
+def test_a_folder_is_read_one_weighted_part_at_a_time_and_gives_the_same_model(saved, tiny_sdxl):
+    """Each part that holds weights is announced before it is read; the pipeline is the one saved, image for image."""
+    folder, _ = saved["sdxl"]
+    said: list[tuple[str, float]] = []
+    loaded = load_model(str(folder), dtype="fp32", progress=lambda text, fraction: said.append((text, fraction)))
+    name = folder.name
+    assert [t for t, _ in said] == [f"Loading {folder}", f"Loading {name}: unet", f"Loading {name}: text encoder",
+                                    f"Loading {name}: text encoder 2", f"Loading {name}: vae", f"Loaded {folder}"]
+    assert [f for _, f in said] == [0.0, 0.0, 0.2, 0.4, 0.6, 1.0]
+    assert loaded.family == "sdxl" and loaded.fingerprint == tiny_sdxl.fingerprint
+    assert np.array_equal(_pixels(loaded), _pixels(tiny_sdxl))
+
+
+def test_a_cancel_during_a_folder_load_stops_before_the_next_part(saved, monkeypatch):
+    """"Cancel now" raises from the progress callback: the load stops there as a cancel (not as a damaged model),
+    and neither the later parts nor the pipeline are read."""
+    import diffusers
+    import transformers
+
+    from engine.errors import Cancelled
+
+    folder, _ = saved["sd15"]
+    read: list[str] = []
+    real_te = transformers.CLIPTextModel.from_pretrained.__func__
+    monkeypatch.setattr(transformers.CLIPTextModel, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: read.append("text_encoder") or real_te(cls, *a, **k)))
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: read.append("pipeline")))
+
+    def cancel_at_the_vae(text, fraction):
+        if text.endswith(": vae"):
+            raise Cancelled("Cancelled while the model was loading.")
+
+    with pytest.raises(Cancelled, match="while the model was loading"):
+        load_model(str(folder), dtype="fp32", progress=cancel_at_the_vae)
+    assert read == ["text_encoder"]   # the unet and the text encoder were read; the vae and the rest were not
+
+
 def test_a_device_this_computer_lacks_is_refused_before_anything_loads():
     import torch
 
