@@ -179,7 +179,8 @@ def load_model(source: str, *, device: str | None = None, dtype: str | None = No
         pipe = _load_folder(Path(source).expanduser(), torch_dtype, progress)
     elif kind == "single-file":
         from .single_file import load_single_file
-        pipe = load_single_file(Path(source).expanduser(), torch_dtype=torch_dtype, config_dir=config_dir)
+        pipe = load_single_file(Path(source).expanduser(), torch_dtype=torch_dtype, config_dir=config_dir,
+                                progress=progress)
     else:  # hub
         from .hub_download import load_from_hub
         pipe = load_from_hub(source, torch_dtype=torch_dtype, progress=progress)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .errors import ModelLoadError
+from .errors import EngineError, ModelLoadError
 from .paths import RESOURCES
 
 __all__ = ["load_single_file", "detect_family", "tokenizer_from_config", "scheduler_from_config", "CONFIG_DIRS",
@@ -82,12 +82,15 @@ def _subset(state: dict[str, Any], *prefixes: str) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k.startswith(prefixes)}
 
 
-def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | None = None):
+def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | None = None,
+                     progress: Callable[[str, float], None] | None = None):
     """Build a ``StableDiffusionXLPipeline`` / ``StableDiffusionPipeline`` from one original-format checkpoint.
 
     ``config_dir``: a diffusers-format folder (``model_index.json``, ``unet/``, ``vae/``, ``text_encoder*/``,
     ``scheduler/``, tokenizer folders) giving the architecture; default: the shipped config of the detected family.
     Weights are loaded on the CPU in ``torch_dtype``. Raises ``ModelLoadError`` (one sentence) on any failure.
+    ``progress(text, fraction)`` is told before the file is read and before each part is built; whatever it raises
+    (the job queue's ``Cancelled``) stops the load there and is passed on as it is.
     """
     path = Path(path)
     if path.suffix == ".ckpt":
@@ -100,6 +103,8 @@ def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | Non
     if not (cfg / "unet").is_dir() or not (cfg / "vae").is_dir():
         raise ModelLoadError(f"The config folder {cfg} lacks the unet/ and vae/ configs a single file needs.",
                              hint="Point at a diffusers model folder of the same architecture.")
+    say = progress or (lambda text, fraction: None)
+    say(f"Reading {path.name}", 0.0)
     try:
         from safetensors.torch import load_file
 
@@ -112,8 +117,8 @@ def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | Non
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # silence per-module dtype notes meant for library developers
     try:
-        return _build(family, state, cfg, torch_dtype)
-    except ModelLoadError:
+        return _build(family, state, cfg, torch_dtype, say)
+    except EngineError:   # one sentence already, or a cancel from ``progress``
         raise
     except Exception as exc:  # shape mismatches, missing tensors: the file does not fit the configs
         raise ModelLoadError(
@@ -124,20 +129,24 @@ def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | Non
         diffusers_logging.set_verbosity(verbosity)
 
 
-def _build(family: str, state: dict[str, Any], cfg: Path, torch_dtype):
+def _build(family: str, state: dict[str, Any], cfg: Path, torch_dtype, say: Callable[[str, float], None]):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+    parts = 4 if family == "sdxl" else 3
     common = dict(config=str(cfg), torch_dtype=torch_dtype, local_files_only=True)
+    say("Building the unet", 1 / (parts + 1))
     unet = UNet2DConditionModel.from_single_file(_subset(state, _UNET), subfolder="unet", **common)
+    say("Building the vae", 2 / (parts + 1))
     vae = AutoencoderKL.from_single_file(_subset(state, _VAE), subfolder="vae", **common)
     _check_loaded(unet, "UNet")
     _check_loaded(vae, "VAE")
     index = json.loads((cfg / "model_index.json").read_text(encoding="utf-8")) if (cfg / "model_index.json").exists() else {}
     scheduler = scheduler_from_config(cfg, index)
 
-    def clip(cls, prefix: str, sub: str):
+    def clip(cls, prefix: str, sub: str, part: int):
+        say(f"Building the {sub.replace('_', ' ')}", part / (parts + 1))
         sub_state = _subset(state, prefix)
         if not sub_state:
             raise ModelLoadError(f"The checkpoint has no weights for its {sub.replace('_', ' ')}.",
@@ -152,14 +161,14 @@ def _build(family: str, state: dict[str, Any], cfg: Path, torch_dtype):
 
         return StableDiffusionXLPipeline(
             vae=vae, unet=unet, scheduler=scheduler,
-            text_encoder=clip(CLIPTextModel, _SDXL_TE1, "text_encoder"),
-            text_encoder_2=clip(CLIPTextModelWithProjection, _SDXL_TE2, "text_encoder_2"),
+            text_encoder=clip(CLIPTextModel, _SDXL_TE1, "text_encoder", 3),
+            text_encoder_2=clip(CLIPTextModelWithProjection, _SDXL_TE2, "text_encoder_2", 4),
             tokenizer=tokenizer_from_config(cfg, "tokenizer"), tokenizer_2=tokenizer_from_config(cfg, "tokenizer_2"),
             force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)), add_watermarker=False)
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
-        vae=vae, unet=unet, scheduler=scheduler, text_encoder=clip(CLIPTextModel, _SD15_TE, "text_encoder"),
+        vae=vae, unet=unet, scheduler=scheduler, text_encoder=clip(CLIPTextModel, _SD15_TE, "text_encoder", 3),
         tokenizer=tokenizer_from_config(cfg, "tokenizer"), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
 

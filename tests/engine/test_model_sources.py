@@ -56,6 +56,29 @@ def test_single_file_round_trip_gives_the_same_weights_and_images(saved, request
     assert np.abs(_pixels(loaded) - _pixels(original)).max() <= 1
 
 
+def test_a_single_file_load_says_each_part_and_can_be_cancelled_between_parts(saved):
+    """The file is read, then each part built, each announced first; a cancel raised there stops the load as a
+    cancel (not as "does not match the architecture")."""
+    from engine.errors import Cancelled
+
+    folder, ckpt = saved["sdxl"]
+    said: list[tuple[str, float]] = []
+    load_model(str(ckpt), config_dir=folder, progress=lambda text, fraction: said.append((text, fraction)))
+    assert said == [(f"Loading {ckpt}", 0.0), (f"Reading {ckpt.name}", 0.0), ("Building the unet", 0.2),
+                    ("Building the vae", 0.4), ("Building the text encoder", 0.6),
+                    ("Building the text encoder 2", 0.8), (f"Loaded {ckpt}", 1.0)]
+
+    def cancel_at_the_vae(text, fraction):
+        said.append((text, fraction))
+        if text == "Building the vae":
+            raise Cancelled("Cancelled while the model was loading.")
+
+    said.clear()
+    with pytest.raises(Cancelled):
+        load_model(str(ckpt), config_dir=folder, progress=cancel_at_the_vae)
+    assert said[-1] == ("Building the vae", 0.4) and len(said) == 4
+
+
 def test_single_file_key_layout_is_the_original_one(tiny_sdxl, tiny_sd15):
     xl = pipeline_to_original(tiny_sdxl.pipe)
     assert "model.diffusion_model.input_blocks.0.0.weight" in xl
