@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .errors import Cancelled, ModelLoadError
 
-__all__ = ["load_from_hub", "hub_download_size", "download_patterns", "hub_is_offline"]
+__all__ = ["load_from_hub", "hub_download_size", "download_patterns", "hub_is_offline", "read_pipeline_folder"]
 
 ProgressFn = Callable[[str, float], None]
 
@@ -64,6 +64,37 @@ def choose_variant(files: list[str], torch_dtype) -> str | None:
     if not plain and has("fp16"):
         return "fp16"
     return None
+
+
+_WEIGHTED_PARTS = ("unet", "text_encoder", "text_encoder_2", "vae")   # the components that hold the weights
+
+
+def read_pipeline_folder(folder: Path, cls_name: str, torch_dtype, label: str, progress: ProgressFn | None = None,
+                         start: float = 0.0) -> Any:
+    """The SDXL / SD 1.x pipeline in a diffusers folder (a model folder or a hub snapshot), strictly offline. Its
+    weighted parts are read one at a time, each announced first as "Loading LABEL: unet" through ``progress`` (at
+    fractions from ``start`` towards 1), so a progress callback that raises (the job queue's "Cancel now") stops the
+    load between parts instead of after all of them. Errors are the libraries' own; callers word them."""
+    import importlib
+
+    from diffusers import DiffusionPipeline
+
+    entries = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
+    variant = choose_variant(files, torch_dtype)   # a folder of fp16 files only, too
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True, "variant": variant}
+    if cls_name == "StableDiffusionPipeline":
+        kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
+    parts = [name for name in _WEIGHTED_PARTS if isinstance(entries.get(name), list) and len(entries[name]) == 2
+             and entries[name][0] in ("diffusers", "transformers")]
+    for i, name in enumerate(parts):
+        if progress:
+            progress(f"Loading {label}: {name.replace('_', ' ')}", start + (1 - start) * i / (len(parts) + 1))
+        library, class_name = entries[name]
+        own = variant if variant and any(f.startswith(f"{name}/") and f".{variant}." in f for f in files) else None
+        kwargs[name] = getattr(importlib.import_module(library), class_name).from_pretrained(
+            folder, subfolder=name, torch_dtype=torch_dtype, local_files_only=True, variant=own)
+    return DiffusionPipeline.from_pretrained(folder, **kwargs)
 
 
 class _ProgressBar:
@@ -182,7 +213,7 @@ def load_from_hub(repo_id: str, torch_dtype, progress: ProgressFn | None = None,
             raise _translate(repo_id, exc) from exc
     if progress:
         progress(f"Loading {repo_id} from {folder}", 0.9)
-    return _load_snapshot(repo_id, folder, torch_dtype)
+    return _load_snapshot(repo_id, folder, torch_dtype, progress)
 
 
 def _not_a_pipeline(repo_id: str) -> ModelLoadError:
@@ -212,17 +243,12 @@ def _check_pipeline(repo_id: str, index: Path) -> str:
     return cls_name
 
 
-def _load_snapshot(repo_id: str, folder: Path, torch_dtype):
-    from diffusers import DiffusionPipeline
-
+def _load_snapshot(repo_id: str, folder: Path, torch_dtype, progress: ProgressFn | None = None):
     cls_name = _check_pipeline(repo_id, folder / "model_index.json")
-    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
-    variant = choose_variant(files, torch_dtype)
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True, "variant": variant}
-    if cls_name == "StableDiffusionPipeline":
-        kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
     try:
-        return DiffusionPipeline.from_pretrained(folder, **kwargs)
+        return read_pipeline_folder(folder, cls_name, torch_dtype, repo_id, progress, start=0.9)
+    except Cancelled:
+        raise
     except Exception as exc:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise ModelLoadError(f"The downloaded model {repo_id} could not be loaded: {text}.",

@@ -12,9 +12,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EngineError, ModelLoadError
+from .hub_download import ProgressFn  # (message, fraction 0..1); the module imports nothing heavy at its top
 from .paths import RESOURCES
 
 __all__ = ["LoadedModel", "load_model", "pick_device", "BUILTIN_SOURCES", "describe_source"]
@@ -23,7 +24,6 @@ BUILTIN_SOURCES = ("tiny", "tiny-sd15", "toy", "sdxl-random")
 TOY_MODEL_DIR = RESOURCES / "models" / "toy"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
-ProgressFn = Callable[[str, float], None]  # (message, fraction 0..1)
 
 
 @dataclass
@@ -203,17 +203,9 @@ def load_model(source: str, *, device: str | None = None, dtype: str | None = No
                        fingerprint=fingerprint, cpu_offload=cpu_offload)
 
 
-_WEIGHTED_PARTS = ("unet", "text_encoder", "text_encoder_2", "vae")   # the components that hold the weights
-
-
 def _load_folder(folder: Path, torch_dtype, progress: ProgressFn | None = None) -> Any:
-    """A diffusers folder (``model_index.json`` + component subfolders), strictly offline. The weighted components
-    are read one at a time, each announced through ``progress`` first, so a progress callback that raises (the job
-    queue's "Cancel now") stops a load between components instead of after all of them."""
-    import importlib
-
-    from diffusers import DiffusionPipeline
-
+    """A diffusers folder (``model_index.json`` + component subfolders), strictly offline; its parts are read one at
+    a time, each announced through ``progress`` (``hub_download.read_pipeline_folder``)."""
     if not folder.is_dir():
         raise ModelLoadError(f"The model folder {folder} does not exist.", hint="Check the path.")
     index = folder / "model_index.json"
@@ -222,34 +214,16 @@ def _load_folder(folder: Path, torch_dtype, progress: ProgressFn | None = None) 
             f"{folder} is not a diffusers model folder (it has no model_index.json).",
             hint="Point at the folder that holds model_index.json, or at a single .safetensors file.")
     try:
-        entries = json.loads(index.read_text(encoding="utf-8"))
-        cls_name = entries.get("_class_name", "")
+        cls_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
     except (OSError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"{index} could not be read: {exc}.") from exc
     if cls_name not in ("StableDiffusionXLPipeline", "StableDiffusionPipeline"):
         raise ModelLoadError(
             f"{folder} holds a {cls_name or 'unknown'} model; only SDXL and SD 1.x text-to-image models are supported.")
-    from .hub_download import choose_variant
+    from .hub_download import read_pipeline_folder
 
-    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors")]
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": True,
-                              "variant": choose_variant(files, torch_dtype)}  # a folder of fp16 files only, too
-    if cls_name == "StableDiffusionPipeline":
-        kwargs.update(safety_checker=None, requires_safety_checker=False, feature_extractor=None)
-    parts = [name for name in _WEIGHTED_PARTS if isinstance(entries.get(name), list) and len(entries[name]) == 2
-             and entries[name][0] in ("diffusers", "transformers")]
-    loaded: dict[str, Any] = {}
     try:
-        for i, name in enumerate(parts):
-            if progress:  # may raise Cancelled ("Cancel now"), passed on as it is below
-                progress(f"Loading {folder.name}: {name.replace('_', ' ')}", i / (len(parts) + 1))
-            library, class_name = entries[name]
-            variant = kwargs["variant"]
-            if variant and not any(f.startswith(f"{name}/") and f".{variant}." in f for f in files):
-                variant = None
-            loaded[name] = getattr(importlib.import_module(library), class_name).from_pretrained(
-                folder, subfolder=name, torch_dtype=torch_dtype, local_files_only=True, variant=variant)
-        return DiffusionPipeline.from_pretrained(folder, **kwargs, **loaded)
+        return read_pipeline_folder(folder, cls_name, torch_dtype, folder.name, progress)
     except EngineError:   # a cancel raised by ``progress``: not a damaged model
         raise
     except Exception as exc:  # diffusers and transformers raise many types for damaged folders

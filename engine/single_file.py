@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EngineError, ModelLoadError
+from .hub_download import ProgressFn
 from .paths import RESOURCES
 
 __all__ = ["load_single_file", "detect_family", "tokenizer_from_config", "scheduler_from_config", "CONFIG_DIRS",
@@ -83,7 +84,7 @@ def _subset(state: dict[str, Any], *prefixes: str) -> dict[str, Any]:
 
 
 def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | None = None,
-                     progress: Callable[[str, float], None] | None = None):
+                     progress: ProgressFn | None = None):
     """Build a ``StableDiffusionXLPipeline`` / ``StableDiffusionPipeline`` from one original-format checkpoint.
 
     ``config_dir``: a diffusers-format folder (``model_index.json``, ``unet/``, ``vae/``, ``text_encoder*/``,
@@ -129,7 +130,7 @@ def load_single_file(path: str | Path, torch_dtype, config_dir: str | Path | Non
         diffusers_logging.set_verbosity(verbosity)
 
 
-def _build(family: str, state: dict[str, Any], cfg: Path, torch_dtype, say: Callable[[str, float], None]):
+def _build(family: str, state: dict[str, Any], cfg: Path, torch_dtype, say: ProgressFn):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from transformers import CLIPTextModel, CLIPTextModelWithProjection

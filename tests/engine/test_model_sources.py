@@ -297,6 +297,17 @@ def test_hub_id_in_the_local_cache_loads_offline(tmp_path, monkeypatch, saved, t
     assert loaded.family == "sdxl" and loaded.source == "someone/tiny-xl"
     assert loaded.fingerprint == tiny_sdxl.fingerprint
     assert messages[0][1] == 0.0 and messages[-1][1] == 1.0
+    parts = [(m, round(f, 3)) for m, f in messages if m.startswith("Loading someone/tiny-xl: ")]
+    assert parts == [("Loading someone/tiny-xl: unet", 0.9), ("Loading someone/tiny-xl: text encoder", 0.92),
+                     ("Loading someone/tiny-xl: text encoder 2", 0.94), ("Loading someone/tiny-xl: vae", 0.96)]
+    from engine.errors import Cancelled
+
+    def cancel_at_the_vae(msg, frac):
+        if msg.endswith(": vae"):
+            raise Cancelled("Cancelled while the model was loading.")
+
+    with pytest.raises(Cancelled):   # a cancel, not "the cached files may be incomplete"
+        load_model("someone/tiny-xl", progress=cancel_at_the_vae)
 
 
 def test_hub_download_patterns_fetch_one_weight_set_only():
