@@ -56,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--no-inject", action="store_true", help="switch feature injection off")
     c.add_argument("--no-share", action="store_true", help="switch shared self-attention off")
     c.add_argument("--no-query-blend", action="store_true", help="switch vanilla-query blending off")
-    c.add_argument("--dropout", type=float, default=None, help="attention dropout (default 0.5)")
+    c.add_argument("--dropout", type=float, default=None, help="attention dropout (default 0.5; 0 with the toy model)")
     c.add_argument("--debug-masks", action="store_true", help="also write <name>_mask.png subject overlays")
     i = p.add_argument_group("Saved characters")
     i.add_argument("--save-identity", metavar="FILE", default=None,
@@ -77,8 +77,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (1024, 1024)) -> "GenerationSpec":
-    """Map the parsed arguments onto a ``GenerationSpec`` (ConsiStory config included). Raises ``UsageError``."""
+def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (1024, 1024),
+                   dropout: float = 0.5) -> "GenerationSpec":
+    """Map the parsed arguments onto a ``GenerationSpec`` (ConsiStory config included); ``dropout`` is the attention
+    dropout when ``--dropout`` is not given (the model's ``ModelProfile.dropout``, else 0.5). Raises ``UsageError``."""
     from engine.consistory.config import ConsistoryConfig
     from engine.request import GenerationSpec
 
@@ -114,7 +116,7 @@ def spec_from_args(args: argparse.Namespace, native_size: tuple[int, int] = (102
         consistory = ConsistoryConfig(
             anchors=2 if args.anchors is None else args.anchors, share=not args.no_share,
             inject=not args.no_inject, query_blend=not args.no_query_blend,
-            dropout=0.5 if args.dropout is None else args.dropout)
+            dropout=dropout if args.dropout is None else args.dropout)
     return GenerationSpec(
         prompts=prompts, seeds=tuple(args.seed + i for i in range(len(prompts))), width=width, height=height,
         steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, negative_prompt=args.negative,
@@ -231,7 +233,8 @@ def _run(args: argparse.Namespace) -> int:
     source = args.model or default_model_source()
     from app.model_profiles import profile_for, unknown_words_message
 
-    words = unknown_words_message(profile_for(source), [*args.prompt, *(args.subject or [])])
+    profile = profile_for(source)
+    words = unknown_words_message(profile, [*args.prompt, *(args.subject or [])])
     if words:
         raise UsageError(words)
     try:
@@ -243,7 +246,8 @@ def _run(args: argparse.Namespace) -> int:
         model = load_model(source, **load_kwargs(args),
                            progress=lambda msg, frac: print(f"  {msg}", file=sys.stderr))
         unet_size = int(model.pipe.unet.config.sample_size) * model.vae_scale_factor
-        spec = spec_from_args(args, native_size=(unet_size, unet_size))
+        spec = spec_from_args(args, native_size=(unet_size, unet_size),
+                              dropout=0.5 if profile.dropout is None else profile.dropout)
         spec.validate(model.vae_scale_factor)
         # 3. Generate, with progress on stderr.
         print(f"Generating {len(spec.prompts)} image(s) at {spec.width}x{spec.height}, {spec.steps} steps "

@@ -4,6 +4,8 @@ only words it knows. Real models (hub ids, folders, checkpoints) have no profile
 Contract:
 - ``profile_for(source) -> ModelProfile`` (no torch import).
 - ``ModelProfile.panel_side(longest)``: the longest side to generate at, given the user's setting.
+- ``ModelProfile.dropout``: the likeness (attention dropout) a new character starts with on this model, or ``None``
+  for the project's default (0.5, the paper's).
 - ``ModelProfile.unknown_words(text)``: the words of ``text`` the model does not know (always empty for real
   models); ``unknown_words_message(...)`` / ``job_words_message(profile, job)``: one sentence for the user, or
   ``None``.
@@ -39,6 +41,8 @@ class ModelProfile:
     fixed_size: tuple[int, int] | None = None   # trained at one size only: every panel is drawn at it (the page
     # crops it to the slot)
     vocabulary: frozenset[str] | None = None   # None: an open vocabulary
+    dropout: float | None = None         # the likeness a new character starts with (attention dropout) where this
+    # model holds a look better than at the paper's 0.5 (measured: README, "The built-in toy model"); None: 0.5
 
     def panel_side(self, longest: int) -> int:
         return longest if self.max_side is None else min(longest, self.max_side)
@@ -93,7 +97,7 @@ def profile_for(source: str | None) -> ModelProfile:
     source = (source or "").strip()
     if source == "toy":
         return ModelProfile("toy", "the built-in toy model", max_side=64, size_multiple=16, steps=20,
-                            fixed_size=(64, 64), vocabulary=_toy_vocabulary())
+                            fixed_size=(64, 64), vocabulary=_toy_vocabulary(), dropout=0.0)
     if source in ("tiny", "tiny-sd15"):
         # random weights: pictures are noise whatever the size, so keep them small and the steps few
         return ModelProfile(source, "the tiny test model", max_side=128, size_multiple=16, steps=3)

@@ -22,6 +22,7 @@ from app.commands import AddCharacter, AddPage, AddPanel, RemoveCharacter, Remov
 from app.layouts import load_layout
 from app.project_model import BookSettings, Character, Page, Panel, Project, ProjectError, SlotFill
 from app.model_choice import default_model_source
+from app.model_profiles import profile_for
 from app.user_dirs import data_dir
 from ui.character_library_actions import LibraryActions
 from ui.export_dialog import ExportDialog
@@ -301,8 +302,10 @@ class ProjectFiles(QObject):
         if kind == "character":
             n = len(project.characters) + 1
             item_id = new_id("char")
+            likeness = profile_for(self.w.generation.model_source()).dropout
             cmd = AddCharacter(Character(id=item_id, name=f"Character {n}", description="a friendly character",
-                                         subjects=("character",)))
+                                         subjects=("character",),
+                                         **({} if likeness is None else {"dropout": likeness})))
         elif kind == "panel":
             item_id = new_id("panel")
             cmd = AddPanel(Panel(id=item_id, text="", seed=random.randrange(2**31 - 1)))

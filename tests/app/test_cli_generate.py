@@ -159,3 +159,21 @@ def test_debug_masks_are_written_next_to_the_images(tmp_path, capsys, monkeypatc
     mask = np.asarray(Image.open(tmp_path / "002_a-fox-swims_mask.png"))
     assert tuple(mask[0, 0]) == (140, 0, 90) and tuple(mask[0, 4]) == (0, 0, 200)
     assert (tmp_path / "001_a-fox_mask.png").exists()
+
+
+def test_the_toy_model_defaults_to_no_dropout_and_dropout_still_overrides(tmp_path, capsys):
+    """The toy model holds a look best without attention dropout (README, measured), so `generate` uses its
+    profile's dropout 0 unless --dropout is given; the recipe records what ran."""
+    from app.model_choice import default_model_source
+
+    if default_model_source() != "toy":
+        pytest.skip("the toy model is not installed")
+    argv = ["generate", "--model", "toy", "--seed", "3", "--steps", "2", "--subject", "creature",
+            "--prompt", "a creature in the snow", "--prompt", "a creature at night"]
+    ran = {}
+    for label, extra in (("default", []), ("given", ["--dropout", "0.4"])):
+        out = tmp_path / label
+        assert main([*argv, *extra, "--out", str(out)]) == 0, capsys.readouterr().err
+        recipe = json.loads((out / "001_a-creature-in-the-snow.json").read_text())["recipe"]
+        ran[label] = recipe["consistory"]["dropout"]
+    assert ran == {"default": 0.0, "given": 0.4}
