@@ -246,8 +246,7 @@ def _run(args: argparse.Namespace) -> int:
         model = load_model(source, **load_kwargs(args),
                            progress=lambda msg, frac: print(f"  {msg}", file=sys.stderr))
         unet_size = int(model.pipe.unet.config.sample_size) * model.vae_scale_factor
-        spec = spec_from_args(args, native_size=(unet_size, unet_size),
-                              dropout=0.5 if profile.dropout is None else profile.dropout)
+        spec = spec_from_args(args, native_size=(unet_size, unet_size), dropout=profile.dropout)
         spec.validate(model.vae_scale_factor)
         # 3. Generate, with progress on stderr.
         print(f"Generating {len(spec.prompts)} image(s) at {spec.width}x{spec.height}, {spec.steps} steps "

@@ -4,8 +4,8 @@ only words it knows. Real models (hub ids, folders, checkpoints) have no profile
 Contract:
 - ``profile_for(source) -> ModelProfile`` (no torch import).
 - ``ModelProfile.panel_side(longest)``: the longest side to generate at, given the user's setting.
-- ``ModelProfile.dropout``: the likeness (attention dropout) a new character starts with on this model, or ``None``
-  for the project's default (0.5, the paper's).
+- ``ModelProfile.dropout``: the likeness (attention dropout) a new character, or a ``generate`` run without
+  ``--dropout``, starts with on this model: the paper's 0.5, 0 on the toy model.
 - ``ModelProfile.unknown_words(text)``: the words of ``text`` the model does not know (always empty for real
   models); ``unknown_words_message(...)`` / ``job_words_message(profile, job)``: one sentence for the user, or
   ``None``.
@@ -41,8 +41,8 @@ class ModelProfile:
     fixed_size: tuple[int, int] | None = None   # trained at one size only: every panel is drawn at it (the page
     # crops it to the slot)
     vocabulary: frozenset[str] | None = None   # None: an open vocabulary
-    dropout: float | None = None         # the likeness a new character starts with (attention dropout) where this
-    # model holds a look better than at the paper's 0.5 (measured: README, "The built-in toy model"); None: 0.5
+    dropout: float = 0.5                 # the likeness a new character starts with (attention dropout): the
+    # paper's 0.5; lower where a model is measured to hold a look better (README, "The built-in toy model")
 
     def panel_side(self, longest: int) -> int:
         return longest if self.max_side is None else min(longest, self.max_side)

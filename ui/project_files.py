@@ -302,10 +302,9 @@ class ProjectFiles(QObject):
         if kind == "character":
             n = len(project.characters) + 1
             item_id = new_id("char")
-            likeness = profile_for(self.w.generation.model_source()).dropout
             cmd = AddCharacter(Character(id=item_id, name=f"Character {n}", description="a friendly character",
                                          subjects=("character",),
-                                         **({} if likeness is None else {"dropout": likeness})))
+                                         dropout=profile_for(self.w.generation.model_source()).dropout))
         elif kind == "panel":
             item_id = new_id("panel")
             cmd = AddPanel(Panel(id=item_id, text="", seed=random.randrange(2**31 - 1)))

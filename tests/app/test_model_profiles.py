@@ -22,7 +22,7 @@ def test_toy_profile_knows_only_toy_world_words():
     assert msg.startswith("The built-in toy model does not know the words fox, bear;")
     assert "creature" in msg and "Model → Model…" in msg
     assert toy.dropout == 0.0   # new characters start at full likeness on the toy model (README: measured)
-    assert profile_for("tiny").dropout is None and profile_for("org/some-sdxl").dropout is None
+    assert profile_for("tiny").dropout == 0.5 and profile_for("org/some-sdxl").dropout == 0.5   # the paper's
 
 
 def test_toy_vocabulary_is_what_the_installed_model_holds(tmp_path):

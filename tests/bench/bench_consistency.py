@@ -49,7 +49,8 @@ EXTRA_MODES = {"long_inject": {"inject_start": 0.05, "inject_end": 0.6},
                "strong_share": {"dropout": 0.0, "query_blend": False, "inject_start": 0.05, "inject_end": 0.6},
                "full_inject": {"inject_alpha": 1.0}, "no_masks": {"masks": False},
                # the paper's other operating points for the dropout (its automatic metric used 0.15 and 0)
-               "dropout_015": {"dropout": 0.15}, "no_dropout_no_blend": {"dropout": 0.0, "query_blend": False},
+               "dropout_015": {"dropout": 0.15}, "dropout_03": {"dropout": 0.3},
+               "no_dropout_no_blend": {"dropout": 0.0, "query_blend": False},
                "one_anchor": {"anchors": 1}, "three_anchors": {"anchors": 3}, "four_anchors": {"anchors": 4}}
 
 
