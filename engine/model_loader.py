@@ -25,7 +25,6 @@ TOY_MODEL_DIR = RESOURCES / "models" / "toy"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-
 @dataclass
 class LoadedModel:
     """A pipeline ready to run, with what it is and where it runs.
